@@ -1,0 +1,62 @@
+"""The `fpx-arena` command. Each sub-command lives in its own module under
+fpx_arena/commands/ with ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+this file only discovers and dispatches them, so adding a command touches no shared file."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__
+from .errors import UserError
+
+
+def _command_modules():
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            yield info.name.replace("_", "-"), f"{commands.__name__}.{info.name}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fpx-arena",
+        description="Real-time game-playing LLM bots on FP8/FP4 kernels: play matches, run "
+        "tournaments between precisions, watch replays.",
+        epilog="Run `fpx-arena COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"fpx-arena {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in _command_modules():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=(module.__doc__ or module.HELP).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as e:
+        print(f"fpx-arena {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fpx-arena {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""The deadline scheduler: clock semantics, late policies, containment, determinism, replays."""
+import functools
+import gzip
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+from pettingzoo.classic import rps_v2
+
+from fpx_arena import replay, run_match
+from fpx_arena.agents import make
+from fpx_arena.errors import ReplayError, UserError
+from fpx_arena.latency import LatencyProfile, load_profiles, save_profiles
+
+
+class TickEnv(ParallelEnv):
+    """Observation = the tick number; logs every applied action with its tick. Action 2 is
+    masked illegal, so containment of illegal actions can be checked."""
+
+    metadata = {"name": "tick_v0", "render_fps": 100}
+
+    def __init__(self, n_agents=2, length=40):
+        self.possible_agents = [f"a{i}" for i in range(n_agents)]
+        self.length = length
+        self.arrivals = []
+
+    @functools.lru_cache(maxsize=None)
+    def observation_space(self, agent):
+        return spaces.Dict({"observation": spaces.Box(0, 10**6, (1,), np.float32),
+                            "action_mask": spaces.MultiBinary(4)})
+
+    @functools.lru_cache(maxsize=None)
+    def action_space(self, agent):
+        return spaces.Discrete(4)
+
+    def _obs(self):
+        mask = np.array([1, 1, 0, 1], dtype=np.int8)
+        return {a: {"observation": np.array([self.t], np.float32), "action_mask": mask} for a in self.agents}
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.t = 0
+        self.log = []
+        return self._obs(), {a: {} for a in self.agents}
+
+    def set_arrival_order(self, order):
+        self.arrivals.append(list(order))
+
+    def step(self, actions):
+        self.log.append((self.t, dict(actions)))
+        self.t += 1
+        done = self.t >= self.length
+        rewards = {a: float(actions[a] == 1) for a in self.agents}
+        obs = self._obs()
+        term = {a: False for a in self.agents}
+        trunc = {a: done for a in self.agents}
+        infos = {a: {} for a in self.agents}
+        if done:
+            self.agents = []
+        return obs, rewards, term, trunc, infos
+
+    def state_digest(self):
+        return str(self.log)
+
+
+class Recorder:
+    """Answers 1 or 3 by the parity of the tick it saw, and remembers the ticks it was asked."""
+
+    def reset(self, agent_id, observation_space, action_space, seed):
+        self.asked = []
+
+    def act(self, observation, info):
+        t = int(observation["observation"][0])
+        self.asked.append(t)
+        return 1 if t % 2 == 0 else 3
+
+
+class Raising(Recorder):
+    def act(self, observation, info):
+        super().act(observation, info)
+        if len(self.asked) % 3 == 0:
+            raise RuntimeError("boom")
+        return 1
+
+
+class Illegal(Recorder):
+    def act(self, observation, info):
+        super().act(observation, info)
+        return 2  # masked
+
+
+class WrongType(Recorder):
+    def act(self, observation, info):
+        return "jab"
+
+
+class Hanging(Recorder):
+    def act(self, observation, info):
+        super().act(observation, info)
+        if len(self.asked) == 2:
+            time.sleep(1.0)
+        return 1
+
+
+def applied(env, agent):
+    return [(t, acts.get(agent)) for t, acts in env.log]
+
+
+@pytest.mark.parametrize("latency_ms", [0.0, 4.0, 10.0, 25.0, 31.0])
+def test_action_lands_at_first_tick_after_latency(latency_ms):
+    env = TickEnv(n_agents=1)
+    agent = Recorder()
+    result = run_match(env, {"a0": agent}, clock="profile", latency={"a0": latency_ms}, tick_hz=100, seed=1)
+    delay = math.ceil(latency_ms / 10.0 - 1e-9)
+    # decisions start at ticks 0, delay, 2*delay... (or every tick at zero latency)
+    step = max(delay, 1)
+    assert agent.asked == list(range(0, env.length, step))[: len(agent.asked)]
+    for t, action in applied(env, "a0"):
+        if delay and (t % step or t == 0):
+            assert action == 0, (t, action)  # late: noop
+        else:
+            decided_at = t - delay
+            assert action == (1 if decided_at % 2 == 0 else 3)
+    expected_missed = 0 if delay == 0 else sum(1 for t in range(env.length) if t % step or t == 0)
+    assert result.missed_ticks["a0"] == expected_missed
+
+
+def test_repeat_policy_repeats_the_last_decided_action():
+    env = TickEnv(n_agents=1)
+    run_match(env, {"a0": Recorder()}, clock="profile", latency={"a0": 30.0}, tick_hz=100, late="repeat")
+    actions = [a for _, a in applied(env, "a0")]
+    # decided at ticks 0, 3, 6, ... (answers 1, 3, 1, ...), each landing 3 ticks later and
+    # repeated until the next one lands
+    expected = [0, 0, 0] + [(1 if (t // 3 - 1) % 2 == 0 else 3) for t in range(3, env.length)]
+    assert actions == expected
+
+
+def test_lockstep_ignores_latency_and_agrees_with_plain_loop():
+    env = TickEnv(n_agents=2)
+    result = run_match(env, {"a0": Recorder(), "a1": Recorder()}, clock="lockstep",
+                       network_delay_ms=50, seed=0)
+    assert result.missed_ticks == {"a0": 0, "a1": 0}
+    assert all(acts == {"a0": 1 if t % 2 == 0 else 3, "a1": 1 if t % 2 == 0 else 3} for t, acts in env.log)
+
+
+def test_network_delay_adds_to_latency():
+    env = TickEnv(n_agents=1)
+    agent = Recorder()
+    run_match(env, {"a0": agent}, clock="profile", latency={"a0": 5.0}, network_delay_ms=15.0, tick_hz=100)
+    assert agent.asked[:3] == [0, 2, 4]
+
+
+def test_profile_clock_is_deterministic_by_seed():
+    prof = LatencyProfile(agent="x", distribution={"kind": "lognormal", "median_ms": 20, "sigma": 0.5})
+
+    def play(seed):
+        env = TickEnv()
+        r = run_match(env, {"a0": Recorder(), "a1": make("random")}, clock="profile",
+                      latency={"a0": prof, "a1": [3.0, 12.0, 40.0]}, seed=seed)
+        return r.trace.actions, r.trace.late, [d[:5] for d in r.trace.decisions]
+
+    assert play(5) == play(5)
+    assert play(5) != play(6)
+
+
+def test_measured_clock_charges_real_time():
+    class Slow(Recorder):
+        def act(self, observation, info):
+            time.sleep(0.025)
+            return super().act(observation, info)
+
+    env = TickEnv(n_agents=1, length=20)
+    result = run_match(env, {"a0": Slow()}, clock="measured", tick_hz=100)
+    lat = result.latencies_ms["a0"]
+    assert min(lat) >= 25.0
+    # each 25+ ms decision spans at least 3 ticks of 10 ms: the agent is late most of the time
+    assert result.missed_ticks["a0"] >= 0.6 * env.length
+
+
+def test_raising_agent_is_contained_and_counted():
+    env = TickEnv()
+    result = run_match(env, {"a0": Raising(), "a1": Recorder()}, clock="lockstep")
+    s = result.stats["a0"]
+    assert result.ticks == env.length
+    assert s.errors == env.length // 3 and "RuntimeError: boom" in s.last_error
+    assert s.missed_ticks == s.errors  # each failed decision leaves that tick on the late policy
+    assert all(acts["a0"] in (0, 1) for _, acts in env.log)
+
+
+@pytest.mark.parametrize("agent_cls", [Illegal, WrongType])
+def test_illegal_actions_never_reach_the_game(agent_cls):
+    env = TickEnv()
+    result = run_match(env, {"a0": agent_cls(), "a1": Recorder()}, clock="lockstep")
+    assert result.stats["a0"].invalid == env.length
+    assert result.missed_ticks["a0"] == env.length
+    assert all(acts["a0"] == 0 for _, acts in env.log)
+    assert result.stats["a1"].invalid == 0
+
+
+def test_reset_failure_is_contained():
+    class BadReset(Recorder):
+        def reset(self, *args):
+            raise ValueError("no weights")
+
+    result = run_match(TickEnv(), {"a0": BadReset(), "a1": Recorder()}, clock="lockstep")
+    assert result.ticks == 40 and "no weights" in result.stats["a0"].last_error
+    assert result.stats["a0"].missed_ticks == 40
+
+
+def test_hanging_agent_under_wall_clock_is_contained():
+    env = TickEnv(length=60)
+    agent = Hanging()
+    t0 = time.perf_counter()
+    result = run_match(env, {"a0": agent, "a1": Recorder()}, clock="wall", tick_hz=100,
+                       decision_timeout_s=0.2)
+    elapsed = time.perf_counter() - t0
+    assert result.ticks == 60 and elapsed < 1.5
+    assert result.stats["a0"].timeouts == 1
+    # it rejoined after its stuck call returned (at ~1 s, after the match) or never: either way
+    # the other agent played every tick
+    assert result.stats["a1"].decisions >= 30
+
+
+def test_wall_clock_ticks_on_time_and_charges_thinking():
+    class Think(Recorder):
+        def act(self, observation, info):
+            time.sleep(0.035)
+            return super().act(observation, info)
+
+    env = TickEnv(n_agents=1, length=30)
+    result = run_match(env, {"a0": Think()}, clock="wall", tick_hz=100)
+    offsets = np.array(result.trace.tick_offsets_s)
+    assert np.all(np.diff(offsets) > 0.0085)  # the world does not wait for the agent
+    assert offsets[-1] == pytest.approx(0.29, abs=0.05)
+    assert result.missed_ticks["a0"] >= 20
+
+
+def test_overage_bank_pays_overruns_while_it_lasts():
+    env = TickEnv(n_agents=1, length=30)
+    agent = Recorder()
+    run_match(env, {"a0": agent}, clock="profile", latency={"a0": 30.0}, tick_hz=100, overage_ms=60.0)
+    # 30 ms against a 10 ms deadline: the bank pays 20 ms per decision for three decisions
+    assert agent.asked[:5] == [0, 1, 2, 3, 6]
+
+
+def test_arrival_order_follows_latency():
+    env = TickEnv(n_agents=3, length=5)
+    run_match(env, {"a0": Recorder(), "a1": Recorder(), "a2": Recorder()}, clock="profile",
+              latency={"a0": 9.0, "a1": 1.0, "a2": 5.0}, tick_hz=100)
+    assert env.arrivals[1] == ["a1", "a2", "a0"]
+
+
+@pytest.mark.parametrize("clock", ["lockstep", "profile", "measured", "wall"])
+def test_stock_pettingzoo_env_runs_under_every_clock(clock):
+    env = rps_v2.parallel_env(max_cycles=30)
+    agents = {a: make("random") for a in env.possible_agents}
+    result = run_match(env, agents, clock=clock, tick_hz=200, seed=2,
+                       latency={a: 7.0 for a in env.possible_agents})
+    assert result.ticks == 30
+    assert sum(result.rewards.values()) == 0  # rock-paper-scissors is zero-sum
+    assert all(s.decisions > 0 and s.errors == 0 and s.invalid == 0 for s in result.stats.values())
+
+
+def test_replay_reproduces_the_match(tmp_path):
+    path = tmp_path / "m.replay"
+    env = rps_v2.parallel_env(max_cycles=25)
+    agents = {a: make("random") for a in env.possible_agents}
+    result = run_match(env, agents, clock="profile", seed=9, latency={a: [0.0, 12.0] for a in agents},
+                       tick_hz=100, record=path, env_kwargs={"max_cycles": 25})
+    data = replay.load(path)
+    assert data["actions"] == result.trace.actions
+    env2 = rps_v2.parallel_env(max_cycles=25)
+    env2.reset(seed=9)
+    totals = {a: 0.0 for a in env2.possible_agents}
+    for row in data["actions"]:
+        _, rewards, *_ = env2.step(dict(zip(data["agents"], row)))
+        for a, r in rewards.items():
+            totals[a] += r
+    assert totals == result.rewards
+
+
+def test_replay_detects_a_different_final_state(tmp_path):
+    path = tmp_path / "t.replay"
+    import fpx_arena.games as games
+
+    games.GAMES["tick_test"] = __name__
+    try:
+        run_match(TickEnv(), {"a0": Recorder(), "a1": Recorder()}, record=path, game="tick_test")
+        data = replay.load(path)
+        assert replay.resimulate(data)["matches"]
+        data["actions"][3][0] = 0
+        with pytest.raises(ReplayError, match="does not reproduce"):
+            replay.resimulate(data)
+    finally:
+        del games.GAMES["tick_test"]
+
+
+def parallel_env(**kw):  # lets the replay rebuild TickEnv by module name
+    return TickEnv(**kw)
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"not gzip at all", "not a replay file"),
+    (gzip.compress(b"{truncated"), "corrupt"),
+    (gzip.compress(json.dumps({"format": "other"}).encode()), "not an fpx-arena replay"),
+    (gzip.compress(json.dumps({"format": "fpx-arena-replay", "version": 99}).encode()), "version 99"),
+    (gzip.compress(json.dumps({"format": "fpx-arena-replay", "version": 1, "game": "x"}).encode()), "lacks"),
+    (gzip.compress(b'{"format":"fpx-arena-replay","version":1,"game":"fighter","seed":0,'
+                   b'"agents":["p0","p1"],"tick_hz":60,"actions":[[0]]}'), "expected 2 actions"),
+])
+def test_malformed_replay_gives_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "bad.replay"
+    path.write_bytes(content)
+    with pytest.raises(ReplayError, match=message) as e:
+        replay.load(path)
+    assert "\n" not in str(e.value)
+
+
+def test_truncated_replay_is_rejected(tmp_path):
+    path = tmp_path / "m.replay"
+    env = rps_v2.parallel_env(max_cycles=50)
+    run_match(env, {a: make("random") for a in env.possible_agents}, record=path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(ReplayError):
+        replay.load(path)
+
+
+def test_bad_arguments_are_user_errors():
+    env = TickEnv()
+    agents = {"a0": Recorder(), "a1": Recorder()}
+    with pytest.raises(UserError, match="unknown clock"):
+        run_match(env, agents, clock="sundial")
+    with pytest.raises(UserError, match="late policy"):
+        run_match(env, agents, late="panic")
+    with pytest.raises(UserError, match="missing"):
+        run_match(env, {"a0": Recorder()})
+    with pytest.raises(UserError, match="latency profile for agent 'a1'"):
+        run_match(env, agents, clock="profile", latency={"a0": 1.0})
+
+
+def test_latency_profile_files_round_trip_and_reject_garbage(tmp_path):
+    path = tmp_path / "lat.json"
+    profiles = [LatencyProfile(agent="llm:x@fp8", device="cpu", samples_ms=(1.0, 2.0)),
+                LatencyProfile.constant(150.0, agent="fighter/reactive")]
+    save_profiles(path, profiles)
+    loaded = load_profiles(path)
+    assert loaded["llm:x@fp8"].samples_ms == (1.0, 2.0)
+    assert loaded["fighter/reactive"].sample(np.random.default_rng(0)) == 150.0
+    path.write_text('{"format": "fpx-arena-latency-profile", "version": 1, '
+                    '"profiles": [{"agent": "a", "samples_ms": [-1]}]}')
+    with pytest.raises(UserError, match="finite and >= 0"):
+        load_profiles(path)
+    path.write_text("[1, 2")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_profiles(path)

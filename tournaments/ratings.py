@@ -1,0 +1,353 @@
+"""Ratings from match results: Bradley-Terry with bootstrap intervals, per-pair Elo statistics
+(trinomial and pentanomial, as chess engine testers report them), OpenSkill, and mean metrics
+(the market's daily yield) with intervals.
+
+Conventions: a game between i and j gives i a score s in {0, 0.5, 1} (a draw is half a win to
+each side). Ratings are on the Elo scale: P(i beats j) = 1 / (1 + 10 ** ((R_j - R_i) / 400)).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+
+ELO_PER_NAT = 400.0 / math.log(10.0)  # Elo points per unit of natural log-strength
+Z95 = NormalDist().inv_cdf(0.975)
+
+
+@dataclass
+class Game:
+    """One decided game between two agents: `score` is a's score (1 win, 0.5 draw, 0 loss).
+    `unit` groups games resampled together by the bootstrap (the two games of one paired seed);
+    `stratum` groups units resampled within (one pairing in one arena)."""
+    a: str
+    b: str
+    score: float
+    unit: object = None
+    stratum: object = None
+
+
+# --------------------------------------------------------------------------- Bradley-Terry
+
+def _aggregate(n_agents, ia, ib, score, weight):
+    """Score and game-count matrices: S[i, j] = score of i against j, N[i, j] = games i-j."""
+    S = np.zeros((n_agents, n_agents))
+    N = np.zeros((n_agents, n_agents))
+    np.add.at(S, (ia, ib), weight * score)
+    np.add.at(S, (ib, ia), weight * (1.0 - score))
+    np.add.at(N, (ia, ib), weight)
+    np.add.at(N, (ib, ia), weight)
+    return S, N
+
+
+def _fit_matrix(S, N, ridge, iters=100, tol=1e-10):
+    """Maximise sum_ij S_ij log sigma(t_i - t_j) - ridge/2 |t|^2 by Newton's method.
+
+    The likelihood alone is shift-invariant and diverges for an agent that won (or lost) every
+    game; the small ridge makes the maximum unique and finite without moving ordinary fits by
+    more than a fraction of their error. Its optimum has sum(t) = 0."""
+    k = S.shape[0]
+    theta = np.zeros(k)
+    eye = np.eye(k)
+
+    def objective(t):
+        d = t[:, None] - t[None, :]
+        return float(np.sum(S * -np.logaddexp(0.0, -d)) - 0.5 * ridge * t @ t)
+
+    current = objective(theta)
+    for _ in range(iters):
+        d = theta[:, None] - theta[None, :]
+        p = 1.0 / (1.0 + np.exp(-d))
+        grad = (S - N * p).sum(axis=1) - ridge * theta
+        w = N * p * (1.0 - p)
+        hess = w - np.diag(w.sum(axis=1)) - ridge * eye  # negative definite
+        step = np.linalg.solve(hess, -grad)
+        scale = 1.0
+        while True:  # damped Newton: never accept a step that lowers the objective
+            candidate = theta + scale * step
+            value = objective(candidate)
+            if value >= current - 1e-12 or scale < 1e-4:
+                break
+            scale *= 0.5
+        theta, improvement = candidate, value - current
+        current = value
+        if np.max(np.abs(scale * step)) < tol or abs(improvement) < tol:
+            break
+    return theta
+
+
+@dataclass
+class BTResult:
+    agents: list
+    ratings: np.ndarray  # Elo scale, anchored
+    lower: np.ndarray  # bootstrap percentile interval
+    upper: np.ndarray
+    samples: np.ndarray | None = None  # [n_bootstrap, n_agents], anchored like `ratings`
+    anchor: str | None = None
+    confidence: float = 0.95
+
+    def as_dict(self) -> dict:
+        return {a: {"rating": float(r), "lower": float(lo), "upper": float(hi)}
+                for a, r, lo, hi in zip(self.agents, self.ratings, self.lower, self.upper)}
+
+    def difference(self, a: str, b: str) -> tuple[float, float, float]:
+        """R_a - R_b with its bootstrap percentile interval (from the same resamples, so the
+        correlation between the two ratings is kept)."""
+        i, j = self.agents.index(a), self.agents.index(b)
+        point = float(self.ratings[i] - self.ratings[j])
+        if self.samples is None or not len(self.samples):
+            return point, float("nan"), float("nan")
+        diff = self.samples[:, i] - self.samples[:, j]
+        alpha = (1.0 - self.confidence) / 2.0
+        return point, float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
+
+
+def fit_bradley_terry(games: list[Game], *, agents: list[str] | None = None, n_bootstrap: int = 1000,
+                      seed: int = 0, anchor: str | None = None, ridge: float = 1e-3,
+                      confidence: float = 0.95) -> BTResult:
+    """Maximum-likelihood Bradley-Terry ratings (Elo scale) with bootstrap intervals.
+
+    The bootstrap resamples units (a game, or the pair of games of one seed) with replacement
+    within each stratum (a pairing), so every resample keeps the tournament's design. Ratings
+    are centred on mean 0, or on `anchor` = 0."""
+    names = list(agents) if agents is not None else sorted({g.a for g in games} | {g.b for g in games})
+    index = {a: i for i, a in enumerate(names)}
+    if anchor is not None and anchor not in index:
+        raise ValueError(f"anchor {anchor!r} is not one of the rated agents")
+    k = len(names)
+    if not games:
+        nan = np.full(k, np.nan)
+        return BTResult(names, np.zeros(k), nan, nan.copy(), None, anchor, confidence)
+    ia = np.array([index[g.a] for g in games])
+    ib = np.array([index[g.b] for g in games])
+    score = np.array([float(g.score) for g in games])
+
+    def anchored(theta):
+        r = theta * ELO_PER_NAT
+        return r - (r[index[anchor]] if anchor is not None else r.mean())
+
+    S, N = _aggregate(k, ia, ib, score, np.ones(len(games)))
+    ratings = anchored(_fit_matrix(S, N, ridge))
+
+    samples = None
+    lower = upper = np.full(k, np.nan)
+    if n_bootstrap > 0:
+        # unit ids, and the units of each stratum
+        unit_keys = [(g.stratum, g.unit if g.unit is not None else ("game", n)) for n, g in enumerate(games)]
+        unit_index: dict = {}
+        game_unit = np.array([unit_index.setdefault(u, len(unit_index)) for u in unit_keys])
+        strata: dict = {}
+        for (stratum, _), u in unit_index.items():
+            strata.setdefault(stratum, []).append(u)
+        strata_units = [np.array(v) for v in strata.values()]
+        rng = np.random.default_rng(seed)
+        samples = np.empty((n_bootstrap, k))
+        n_units = len(unit_index)
+        for b in range(n_bootstrap):
+            counts = np.zeros(n_units)
+            for units in strata_units:
+                counts[units] = rng.multinomial(len(units), np.full(len(units), 1.0 / len(units)))
+            Sb, Nb = _aggregate(k, ia, ib, score, counts[game_unit])
+            samples[b] = anchored(_fit_matrix(Sb, Nb, ridge))
+        alpha = (1.0 - confidence) / 2.0
+        lower = np.quantile(samples, alpha, axis=0)
+        upper = np.quantile(samples, 1.0 - alpha, axis=0)
+    return BTResult(names, ratings, lower, upper, samples, anchor, confidence)
+
+
+# --------------------------------------------------------------------------- per-pair statistics
+
+def elo_from_score(score: float) -> float:
+    """The Elo difference whose expected score is `score` (+-inf at 1 and 0)."""
+    if score >= 1.0:
+        return math.inf
+    if score <= 0.0:
+        return -math.inf
+    return -400.0 * math.log10(1.0 / score - 1.0)
+
+
+def _elo_interval(mean: float, stderr: float) -> tuple[float, float]:
+    lo = min(max(mean - Z95 * stderr, 0.0), 1.0)
+    hi = min(max(mean + Z95 * stderr, 0.0), 1.0)
+    return elo_from_score(lo), elo_from_score(hi)
+
+
+@dataclass
+class PairStats:
+    """a's view of its games against b."""
+    a: str
+    b: str
+    wins: int = 0
+    draws: int = 0
+    losses: int = 0
+    pentanomial: list = field(default_factory=lambda: [0, 0, 0, 0, 0])  # pair scores 0, .5, 1, 1.5, 2
+    unpaired: int = 0  # games whose seed partner is missing (counted in W/D/L only)
+
+    @property
+    def games(self) -> int:
+        return self.wins + self.draws + self.losses
+
+    @property
+    def score(self) -> float:
+        return (self.wins + 0.5 * self.draws) / self.games if self.games else float("nan")
+
+    @property
+    def elo(self) -> float:
+        return elo_from_score(self.score) if self.games else float("nan")
+
+    def trinomial_stderr(self) -> float:
+        """Standard error of the mean game score, games treated as independent."""
+        n, s = self.games, self.score
+        if not n:
+            return float("nan")
+        var = (self.wins * (1 - s) ** 2 + self.draws * (0.5 - s) ** 2 + self.losses * s ** 2) / n
+        return math.sqrt(var / n)
+
+    def pentanomial_stderr(self) -> float:
+        """Standard error of the mean score from paired games: the variance is that of the mean
+        score of a pair (x in 0, 1/4, ..., 1), which removes the seed's shared luck."""
+        pairs = sum(self.pentanomial)
+        if not pairs:
+            return float("nan")
+        xs = np.arange(5) / 4.0
+        counts = np.asarray(self.pentanomial, dtype=float)
+        mean = float(counts @ xs) / pairs
+        var = float(counts @ (xs - mean) ** 2) / pairs
+        return math.sqrt(var / pairs)
+
+    @property
+    def pentanomial_score(self) -> float:
+        pairs = sum(self.pentanomial)
+        return float(np.dot(self.pentanomial, np.arange(5) / 4.0)) / pairs if pairs else float("nan")
+
+    def elo_error(self, paired: bool = True) -> float:
+        """Half-width of the 95% interval of the Elo difference, mapped through elo_from_score
+        (cutechess-cli's error margin; fastchess's with paired=True)."""
+        if paired and sum(self.pentanomial):
+            mean, se = self.pentanomial_score, self.pentanomial_stderr()
+        else:
+            mean, se = self.score, self.trinomial_stderr()
+        if not math.isfinite(se):
+            return float("nan")
+        lo, hi = _elo_interval(mean, se)
+        return (hi - lo) / 2.0
+
+    def los(self, paired: bool = True) -> float:
+        """Likelihood of superiority, P(a is stronger than b). Unpaired: the classic
+        0.5 (1 + erf((W - L) / sqrt(2 (W + L)))), draws carry no information. Paired: the normal
+        approximation Phi((mean pair score - 1/2) / stderr) from the pentanomial counts."""
+        if paired and sum(self.pentanomial):
+            mean, se = self.pentanomial_score, self.pentanomial_stderr()
+            if se == 0:
+                return 1.0 if mean > 0.5 else 0.0 if mean < 0.5 else 0.5
+            return NormalDist().cdf((mean - 0.5) / se)
+        decisive = self.wins + self.losses
+        if not decisive:
+            return 0.5
+        return 0.5 * (1.0 + math.erf((self.wins - self.losses) / math.sqrt(2.0 * decisive)))
+
+    def as_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "games": self.games, "wins": self.wins, "draws": self.draws,
+                "losses": self.losses, "score": self.score, "elo": self.elo,
+                "elo_error": self.elo_error(), "los": self.los(), "pentanomial": list(self.pentanomial)}
+
+
+def pair_stats(games: list[Game]) -> dict[tuple[str, str], PairStats]:
+    """W/D/L and pentanomial counts for every pair (keyed (a, b) with a < b, in a's view). Games
+    sharing a `unit` form a pair for the pentanomial (each seed played once from each side)."""
+    out: dict[tuple[str, str], PairStats] = {}
+    units: dict = {}
+    for g in games:
+        a, b, s = (g.a, g.b, g.score) if g.a < g.b else (g.b, g.a, 1.0 - g.score)
+        st = out.setdefault((a, b), PairStats(a, b))
+        if s == 1.0:
+            st.wins += 1
+        elif s == 0.0:
+            st.losses += 1
+        else:
+            st.draws += 1
+        if g.unit is not None:
+            units.setdefault((a, b, g.stratum, g.unit), []).append(s)
+        else:
+            st.unpaired += 1
+    for (a, b, _, _), scores in units.items():
+        st = out[(a, b)]
+        if len(scores) == 2:
+            st.pentanomial[int(round(2 * sum(scores)))] += 1
+        else:
+            st.unpaired += len(scores)
+    return out
+
+
+# --------------------------------------------------------------------------- OpenSkill
+
+def openskill_ratings(games: list[Game]) -> dict[str, dict]:
+    """Plackett-Luce (OpenSkill) ratings, updated game by game in the given order (give the
+    schedule's order, so that the result does not depend on which match finished first)."""
+    try:
+        from openskill.models import PlackettLuce
+    except ImportError:
+        from ..errors import UserError
+
+        raise UserError("OpenSkill ratings need the openskill package: pip install openskill") from None
+    model = PlackettLuce()
+    ratings: dict = {}
+    for g in games:
+        ra = ratings.setdefault(g.a, model.rating(name=g.a))
+        rb = ratings.setdefault(g.b, model.rating(name=g.b))
+        ranks = [1, 2] if g.score == 1.0 else [2, 1] if g.score == 0.0 else [1, 1]
+        [[ra], [rb]] = model.rate([[ra], [rb]], ranks=ranks)
+        ratings[g.a], ratings[g.b] = ra, rb
+    return {a: {"mu": r.mu, "sigma": r.sigma, "ordinal": r.ordinal()} for a, r in ratings.items()}
+
+
+# --------------------------------------------------------------------------- means with intervals
+
+def t_quantile(p: float, df: int) -> float:
+    """Student t quantile: scipy's where installed, else the Cornish-Fisher expansion around
+    the normal quantile (within 1% of the true value for df >= 3)."""
+    try:
+        from scipy.stats import t
+
+        return float(t.ppf(p, df))
+    except ImportError:
+        pass
+    z = NormalDist().inv_cdf(p)
+    v = float(df)
+    return (z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
+            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3)
+            + (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / (92160 * v ** 4))
+
+
+def mean_interval(values, *, confidence: float = 0.95, method: str = "t", n_bootstrap: int = 2000,
+                  seed: int = 0) -> dict:
+    """Mean of `values` with a t interval (default) or a bootstrap percentile interval."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = len(x)
+    if n == 0:
+        return {"n": 0, "mean": float("nan"), "lower": float("nan"), "upper": float("nan")}
+    mean = float(x.mean())
+    if n == 1:
+        return {"n": 1, "mean": mean, "lower": float("nan"), "upper": float("nan")}
+    if method == "bootstrap":
+        rng = np.random.default_rng(seed)
+        means = x[rng.integers(0, n, size=(n_bootstrap, n))].mean(axis=1)
+        alpha = (1 - confidence) / 2
+        return {"n": n, "mean": mean, "lower": float(np.quantile(means, alpha)),
+                "upper": float(np.quantile(means, 1 - alpha))}
+    half = t_quantile(1 - (1 - confidence) / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    return {"n": n, "mean": mean, "lower": mean - half, "upper": mean + half}
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Names whose (rating, latency) no other point beats: higher-or-equal rating at
+    lower-or-equal latency, strictly better in one."""
+    front = []
+    for name, (r, lat) in points.items():
+        dominated = any((r2 >= r and l2 <= lat) and (r2 > r or l2 < lat)
+                        for other, (r2, l2) in points.items() if other != name)
+        if not dominated:
+            front.append(name)
+    return front
