@@ -46,7 +46,7 @@ def save(path, result, *, env_kwargs=None, env=None) -> Path:
         "format": FORMAT, "version": VERSION, "game": game, "env_kwargs": env_kwargs or {},
         "seed": result.seed, "clock": result.clock, "tick_hz": result.tick_hz, "late": result.late,
         "agents": trace.agents, "specs": {a: s.spec for a, s in result.stats.items()},
-        "actions": trace.actions, "late_mask": trace.late,
+        "actions": trace.actions, "late_mask": trace.late, "arrival": trace.arrival,
         "decisions": [list(d[:5]) for d in trace.decisions],
         "timings": [d[5] for d in trace.decisions],
         "result": result.to_dict(), "final_digest": result.final_digest,
@@ -108,12 +108,22 @@ def frames(data: dict):
     env = make_env(data)
     env.reset(seed=data["seed"])
     agents = data["agents"]
+    arrival = data.get("arrival") or []
+    set_order = getattr(env, "set_arrival_order", None)
+    if arrival and (set_order is None or len(arrival) != len(data["actions"])):
+        raise ReplayError(f"replay carries {len(arrival)} arrival orders for {len(data['actions'])} ticks "
+                          "of a game that " + ("takes none" if set_order is None else "needs one per tick"))
     for t, row in enumerate(data["actions"]):
         actions = {a: act for a, act in zip(agents, row) if act is not None and a in env.agents}
         yield t, env, actions
         if not env.agents:
             raise ReplayError(f"the game ended at tick {t} but the replay goes on to tick {len(data['actions'])}: "
                               "was it recorded with other game settings (env_kwargs)?")
+        if arrival:
+            try:
+                set_order([agents[i] for i in arrival[t]])
+            except (IndexError, TypeError):
+                raise ReplayError(f"tick {t}: malformed arrival order {arrival[t]!r}") from None
         env.step(actions)
     yield len(data["actions"]), env, None
 

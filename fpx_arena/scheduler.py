@@ -60,13 +60,15 @@ class AgentStats:
 @dataclass
 class Trace:
     """Per tick: the applied actions (aligned with ``agents``; None where an agent was gone)
-    and a bitmask of agents on their late policy. Per decision: (agent index, start tick,
+    and a bitmask of agents on their late policy; for games that take an arrival order, that
+    order per tick (so replays re-apply it). Per decision: (agent index, start tick,
     land tick, latency ms, status, timing dict or None). Wall clock: tick start offsets (s)."""
     agents: list
     actions: list = field(default_factory=list)
     late: list = field(default_factory=list)
     decisions: list = field(default_factory=list)
     tick_offsets_s: list = field(default_factory=list)
+    arrival: list = field(default_factory=list)  # per tick: agent indices in the order handed to the env
 
     def was_late(self, tick: int, agent: str) -> bool:
         return bool(self.late[tick] >> self.agents.index(agent) & 1)
@@ -212,13 +214,16 @@ def run_match(env, agents: dict, *, tick_hz: float | None = None, clock: str = "
               late: str | dict = "noop", seed: int = 0, record=None, latency=None,
               network_delay_ms=None, overage_ms=None, deadline_ms: float | None = None,
               max_ticks: int | None = None, decision_timeout_s: float = 5.0,
-              game: str | None = None, env_kwargs: dict | None = None) -> MatchResult:
+              game: str | None = None, env_kwargs: dict | None = None, on_tick=None) -> MatchResult:
     """Play one match of a PettingZoo ParallelEnv under a deadline clock (see module doc).
 
     agents: {agent_id: agent}. latency (profile clock): {agent_id: ms | [ms samples] |
     LatencyProfile}. network_delay_ms, overage_ms: a number for all agents or {agent_id: ms}.
     record: a path to write a replay file to. game/env_kwargs: how to rebuild the env for replays
-    (found from the env itself for this project's games)."""
+    (found from the env itself for this project's games). on_tick (viewers): called after each
+    env.step as on_tick(tick, env, trace, in_flight) with in_flight = {agent: (start_tick,
+    elapsed_ms)} for decisions still in flight (elapsed in the clock's time); returning False
+    ends the match there."""
     if clock not in CLOCKS:
         raise UserError(f"unknown clock {clock!r}; choose one of {', '.join(CLOCKS)}")
     ids = list(env.possible_agents)
@@ -407,13 +412,22 @@ def run_match(env, agents: dict, *, tick_hz: float | None = None, clock: str = "
                 # random order, so that no agent id is favoured
                 keys = tiebreak.random(len(live))
                 ranked = {a: (0, arrival, keys[j]) for arrival, a in order for j in [live.index(a)]}
-                set_order(sorted(live, key=lambda a: ranked.get(a, (1, 0.0, keys[live.index(a)]))))
+                arrival = sorted(live, key=lambda a: ranked.get(a, (1, 0.0, keys[live.index(a)])))
+                set_order(arrival)
+                trace.arrival.append([index[a] for a in arrival])
             trace.actions.append([actions.get(a) for a in ids])
             trace.late.append(late_mask)
             observations, rewards, terminations, truncations, infos = env.step(actions)
             for a, r in rewards.items():
                 stats[a].reward += float(r)
             tick += 1
+            if on_tick is not None:
+                now = time.perf_counter()
+                thinking = {a: (d.start_tick, (now - d.started_at) * 1000.0 if wall
+                                else (tick - d.start_tick) * dt_ms)
+                            for a, d in inflight.items() if d is not None}
+                if on_tick(tick - 1, env, trace, thinking) is False:
+                    break
     finally:
         for w in workers.values():
             w.jobs.put(None)

@@ -1,0 +1,276 @@
+"""The LLM agent: ``llm:<model>@<precision>[?mode=free&max_tokens=16]``.
+
+Each decision is one chat prompt: a system message that explains the game and lists its
+actions (the same for every decision), then a user message with the game's ``describe()`` of
+the observation and the legal actions. The rendered prompt is split where the user's text
+begins: the fixed prefix is prefilled into the agent's KV cache once, and each decision only
+truncates the cache back to it and prefills the changing tail.
+
+Two ways to choose:
+- ``constrained`` (default): the reply "<action name><end of turn>" of every legal action is
+  scored in one forward against the cached prompt and the most likely one is taken: always
+  legal, one model call after the prefill.
+- ``free``: greedy generation of up to ``max_tokens`` tokens, parsed into an action name (the
+  LLM Colosseum / FPX-bench way). An answer that names no legal action returns None: the
+  scheduler applies the late policy and counts the decision as abstained.
+
+``build_prompt`` / ``PromptBuilder`` are the exact prompt of a decision, public so that
+training data and calibration text are recorded through the same code.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import SpecError
+from .base import action_mask
+
+# What each game's system prompt says. A game module may instead define LLM_RULES (a string);
+# unknown games fall back to the first paragraph of their module docstring.
+GAME_RULES = {
+    "fighter": (
+        "You control a fighter in a 2D fighting game that runs at 60 frames per second and never "
+        "waits for you. Reduce the opponent's health (hp) to 0 before time runs out. "
+        "Attacks: jab (fast, mid, short reach 40px), kick (overhead, reach 60px, blocked only by "
+        "block), sweep (low, reach 72px, knocks down, blocked only by lowblock), fireball "
+        "(projectile, one at a time). Defence: block guards high and mid, lowblock guards low and "
+        "mid; back walks away and guards high. Movement: forward, back, jump, leap (jump forward), "
+        "crouch; wait sends nothing new. An attack in its startup can still be blocked; attack "
+        "when the gap is inside your reach and the opponent is busy or recovering."),
+    "market": (
+        "You trade one asset against market makers in a market that ticks 20 times a second and "
+        "never waits for you. A signal announces how many price ticks the market will move and in "
+        "how many ticks; whoever acts on it first trades at the old quotes, later traders fill "
+        "worse or not at all. buy and sell trade a small size at market, lift and hit a large "
+        "size; bid and offer rest a small order one tick inside the spread; cancel removes your "
+        "resting orders; flatten closes your position; hold does nothing. Buy before a positive "
+        "signal is priced in, sell before a negative one, flatten afterwards. End the day with the "
+        "highest pnl."),
+}
+SYSTEM_TEMPLATE = ("{rules}\nEach turn you see the current state. Reply with exactly one action "
+                   "name and nothing else. Actions: {actions}.")
+USER_TEMPLATE = "State: {state}\nWhich action do you take? Answer with one word from: {legal}."
+_SENTINEL = "\ue000STATE\ue000"  # marks where the user's text starts in the rendered template
+
+
+def game_name(game_module) -> str:
+    return game_module.__name__.rsplit(".", 1)[-1]
+
+
+def game_rules(game_module) -> str:
+    rules = getattr(game_module, "LLM_RULES", None) or GAME_RULES.get(game_name(game_module))
+    if rules:
+        return rules
+    doc = (game_module.__doc__ or f"You play the game {game_name(game_module)}.").strip()
+    return doc.split("\n\n", 1)[0].replace("\n", " ")
+
+
+@dataclass
+class Prompt:
+    """One decision's prompt: text and token ids, split into the cached prefix and the tail."""
+    prefix_text: str
+    tail_text: str
+    prefix_ids: list[int]
+    tail_ids: list[int]
+    action_names: list[str]
+    legal: list[int]  # legal action ids, in order
+    candidates: list[list[int]] = field(default_factory=list)  # reply tokens of each legal action
+
+    @property
+    def text(self) -> str:
+        return self.prefix_text + self.tail_text
+
+    @property
+    def ids(self) -> list[int]:
+        return self.prefix_ids + self.tail_ids
+
+
+class PromptBuilder:
+    """The prompts of one game for one model's tokenizer and chat template. The prefix text,
+    its tokens and each action's reply tokens are computed once."""
+
+    def __init__(self, game_module, tokenizer, agent: str | None = None, system_prompt: str | None = None):
+        self.game, self.tokenizer, self.agent = game_module, tokenizer, agent
+        self.action_names = list(game_module.action_names(agent))
+        self.system_prompt = system_prompt or SYSTEM_TEMPLATE.format(
+            rules=game_rules(game_module), actions=", ".join(self.action_names))
+        rendered = tokenizer.render_chat([{"role": "system", "content": self.system_prompt},
+                                          {"role": "user", "content": _SENTINEL}], add_generation_prompt=True)
+        if rendered.count(_SENTINEL) != 1:
+            raise ValueError("the chat template does not place the user message verbatim")
+        self.prefix_text, self.suffix_text = rendered.split(_SENTINEL)
+        self.prefix_ids = tokenizer.encode(self.prefix_text, bos=not self.prefix_text.startswith(
+            tokenizer.bos_token or "\0"))
+        end = tokenizer.end_of_turn_id
+        self.reply_ids = [tokenizer.encode(name) + ([end] if end is not None else []) for name in self.action_names]
+
+    def build(self, observation, info: dict | None = None) -> Prompt:
+        mask = action_mask(observation, info)
+        legal = [int(i) for i in np.flatnonzero(mask)] if mask is not None else list(range(len(self.action_names)))
+        if not legal:
+            legal = [0]
+        state = self.game.describe(observation, self.agent)
+        user = USER_TEMPLATE.format(state=state, legal=", ".join(self.action_names[i] for i in legal))
+        tail = user + self.suffix_text
+        return Prompt(self.prefix_text, tail, self.prefix_ids, self.tokenizer.encode(tail), self.action_names,
+                      legal, [self.reply_ids[i] for i in legal])
+
+
+def build_prompt(game_module, observation, agent, tokenizer, info: dict | None = None) -> Prompt:
+    """The exact prompt the LLM agent uses for `observation` (see PromptBuilder)."""
+    return PromptBuilder(game_module, tokenizer, agent).build(observation, info)
+
+
+def parse_action(text: str, names: list[str]) -> int | None:
+    """The action a free-text answer names: the whole answer if it is a name, else the first
+    name that appears as a word (the longest one where several start at the same place)."""
+    t = text.strip().lower()
+    clean = re.sub(r"^(action|answer|move)\s*[:=-]\s*", "", t).strip(" \t\n\"'`.*!:;,")
+    lowered = [n.lower() for n in names]
+    if clean in lowered:
+        return lowered.index(clean)
+    best = None
+    for i, n in enumerate(lowered):
+        m = re.search(rf"(?<![a-z0-9_]){re.escape(n)}(?![a-z0-9_])", t)
+        if m and (best is None or (m.start(), -len(n)) < (best[0], -len(lowered[best[1]]))):
+            best = (m.start(), i)
+    return None if best is None else best[1]
+
+
+# --- one load per (model, precision, device) per process ---------------------------------------
+_MODELS: dict[tuple, object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def get_model(model: str, precision: str = "bf16", device=None):
+    from ..llm import default_device, load_model
+
+    key = (model, precision, str(device or default_device()))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = load_model(model, precision, key[2])
+        return _MODELS[key]
+
+
+class LLMAgent:
+    """An agent that asks a language model (see the module doc). Keyword options come from the
+    spec's query string: mode, max_tokens, device, prefix_cache, game, system_prompt."""
+
+    def __init__(self, model: str, precision: str = "bf16", mode: str = "constrained", max_tokens: int = 8,
+                 device=None, prefix_cache: bool = True, game: str | None = None,
+                 system_prompt: str | None = None):
+        from ..llm.precision import make_plan
+        from ..llm.registry import resolve
+
+        if mode not in ("constrained", "free"):
+            raise SpecError(f"mode must be 'constrained' or 'free', got {mode!r}")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise SpecError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        make_plan(precision, [])  # an unknown precision fails here, before any loading
+        resolve(model)  # so does an unknown model
+        self.model_name, self.precision, self.mode = model, precision, mode
+        self.max_tokens, self.device = max_tokens, device
+        self.prefix_cache = bool(prefix_cache)
+        self.system_prompt = system_prompt
+        self.game = None
+        if game is not None:
+            from .. import games
+
+            self.game = games.module(game)
+        self.model = None
+        self.agent_id = None
+        self.builder: PromptBuilder | None = None
+        self.cache = None
+        self._prefix_len = None
+        self.last_timing: dict = {}
+        self.last_prompt: Prompt | None = None
+        self.last_reply = ""  # free mode: the generated text
+        self.last_scores: dict[str, float] = {}  # constrained mode: log-prob of each legal action
+        self.unparsed = 0  # free-mode answers that named no legal action
+
+    # --- scheduler hooks --------------------------------------------------------------------
+    def attach_env(self, env) -> None:
+        from .. import games
+
+        mod = games.module_for(env)
+        if mod is not None and mod is not self.game:
+            self.game, self.builder = mod, None
+
+    def reset(self, agent_id, observation_space=None, action_space=None, seed=None) -> None:
+        self.agent_id = agent_id
+        if self.model is None:
+            self.model = get_model(self.model_name, self.precision, self.device)
+            self.cache = self.model.new_cache(512)
+        self.builder = None
+        if self.game is not None:
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """Build the prompt builder and prefill the fixed prefix (also warms the kernels up)."""
+        if self.game is None:
+            raise SpecError("the LLM agent does not know the game: run it through run_match (which "
+                            "calls attach_env) or pass game=<name>")
+        if self.model is None:
+            self.reset(self.agent_id)
+        self.builder = PromptBuilder(self.game, self.model.tokenizer, self.agent_id, self.system_prompt)
+        self.model.reset(self.cache)
+        self.model.prefill(self.builder.prefix_ids, self.cache)
+        self._prefix_len = self.cache.length
+
+    def act(self, observation, info=None):
+        t0 = time.perf_counter()
+        if self.builder is None:
+            self._prepare()
+        prompt = self.builder.build(observation, info)
+        self.last_prompt = prompt
+        model, cache = self.model, self.cache
+        if self.prefix_cache:
+            cache.truncate(self._prefix_len)
+            model.prefill(prompt.tail_ids, cache)
+        else:
+            cache.truncate(0)
+            model.prefill(prompt.ids, cache)
+        self._sync()
+        t1 = time.perf_counter()
+        if self.mode == "constrained":
+            scores = model.score_continuations(prompt.candidates, cache).tolist()
+            self.last_scores = {prompt.action_names[a]: s for a, s in zip(prompt.legal, scores)}
+            action = prompt.legal[int(np.argmax(scores))]
+        else:
+            action = self._generate(prompt)
+        self._sync()
+        t2 = time.perf_counter()
+        self.last_timing = {"prefill_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3,
+                            "total_ms": (t2 - t0) * 1e3}
+        return action
+
+    def _generate(self, prompt: Prompt):
+        model, cache, tok = self.model, self.cache, self.model.tokenizer
+        logits, out = cache.last_logits, []
+        for _ in range(self.max_tokens):
+            token = int(logits.argmax())
+            if token in tok.stop_ids:
+                break
+            out.append(token)
+            if len(out) == self.max_tokens:
+                break
+            logits = model.decode(token, cache)[0]
+        self.last_reply = tok.decode(out)
+        action = parse_action(self.last_reply, prompt.action_names)
+        if action is None or action not in prompt.legal:
+            self.unparsed += 1
+            return None
+        return action
+
+    def _sync(self) -> None:
+        if self.model is not None and self.model.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.model.device)
+
+    def __repr__(self):
+        return f"LLMAgent({self.model_name}@{self.precision}, mode={self.mode})"

@@ -1,0 +1,413 @@
+"""A decoder-only transformer for the Llama family (Llama 2/3/3.1/3.2, Mistral, SmolLM) and
+Qwen2/2.5/3, in the style of gpt-fast: one file, a dataclass config, a static KV cache and a
+prefill/decode split.
+
+The variants differ only in small switches on ``ModelConfig``: grouped-query attention
+(``n_kv_heads``), a bias on q/k/v (Qwen2), an RMSNorm on each head's q and k (Qwen3), tied
+input/output embeddings, and the rope frequency scaling (``rope_scaling``: linear or llama3).
+Weights are in the Hugging Face layout (rope rotates the two halves of each head).
+
+Entry points on ``Transformer``:
+- ``logits(input_ids)``: full causal forward, no cache: [batch, seq] -> [batch, seq, vocab].
+- ``prefill(ids, cache=None)`` / ``decode(token, cache=None)``: append to a ``KVCache`` and
+  return the next-token logits of the last position. A model has a default cache; agents that
+  share one model's weights each make their own with ``new_cache()``.
+- ``score_continuations(candidates, cache=None)``: the total log-probability of each candidate
+  token sequence after what the cache holds, in one forward (candidates packed, block mask).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .linear import Linear
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "llama"  # llama | mistral | qwen2 | qwen3 (llama covers SmolLM)
+    vocab_size: int = 32000
+    dim: int = 4096
+    n_layers: int = 32
+    n_heads: int = 32
+    n_kv_heads: int = 32
+    head_dim: int = 128
+    intermediate_size: int = 11008
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    rope_scaling: dict | None = None  # {"rope_type": "linear"|"llama3", "factor": ..., ...}
+    max_position: int = 4096
+    tie_embeddings: bool = False
+    qkv_bias: bool = False  # Qwen2 (and Llama's attention_bias, which also biases o_proj)
+    o_bias: bool = False
+    mlp_bias: bool = False
+    qk_norm: bool = False  # Qwen3
+    sliding_window: int | None = None  # Mistral v0.1: the context is capped at the window
+    name: str = ""
+    extra: dict = field(default_factory=dict)  # e.g. GGUF rope_freqs, kept for reference
+
+    @property
+    def max_context(self) -> int:
+        return min(self.max_position, self.sliding_window or self.max_position)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("extra", None)
+        return d
+
+    def n_params(self) -> int:
+        attn = self.dim * self.head_dim * (2 * self.n_heads + 2 * self.n_kv_heads)
+        mlp = 3 * self.dim * self.intermediate_size
+        emb = self.vocab_size * self.dim * (1 if self.tie_embeddings else 2)
+        return self.n_layers * (attn + mlp + 2 * self.dim) + emb + self.dim
+
+    # Shapes of well-known models, for benchmarks with random weights.
+    @classmethod
+    def preset(cls, name: str) -> "ModelConfig":
+        presets = {
+            "smollm2-135m": dict(arch="llama", vocab_size=49152, dim=576, n_layers=30, n_heads=9,
+                                 n_kv_heads=3, head_dim=64, intermediate_size=1536,
+                                 rope_theta=100000.0, max_position=8192, tie_embeddings=True),
+            "llama-3.2-1b": dict(arch="llama", vocab_size=128256, dim=2048, n_layers=16, n_heads=32,
+                                 n_kv_heads=8, head_dim=64, intermediate_size=8192,
+                                 rope_theta=500000.0, max_position=131072, tie_embeddings=True,
+                                 rope_scaling={"rope_type": "llama3", "factor": 32.0,
+                                               "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                               "original_max_position_embeddings": 8192}),
+            "llama-3-8b": dict(arch="llama", vocab_size=128256, dim=4096, n_layers=32, n_heads=32,
+                               n_kv_heads=8, head_dim=128, intermediate_size=14336,
+                               rope_theta=500000.0, max_position=8192),
+        }
+        if name not in presets:
+            raise KeyError(f"no preset {name!r}; known: {', '.join(presets)}")
+        return cls(name=name, **presets[name])
+
+
+def rope_inv_freq(config: ModelConfig) -> torch.Tensor:
+    """Per-pair rotation frequencies (fp32, [head_dim // 2]) including frequency scaling."""
+    hd = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    scaling = config.rope_scaling or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "linear":
+        inv_freq = inv_freq / scaling["factor"]
+    elif kind == "llama3":
+        # Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth ramp between.
+        factor = scaling["factor"]
+        low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old_len = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < old_len / high) & ~(wavelen > old_len / low)
+        inv_freq = torch.where(medium, smoothed, scaled)
+    elif kind not in ("default", None):
+        raise ValueError(f"rope scaling type {kind!r} is not supported (supported: linear, llama3)")
+    if "rope_freqs" in config.extra:  # GGUF stores llama3 scaling as per-pair divisors
+        inv_freq = inv_freq / config.extra["rope_freqs"].float()
+    return inv_freq
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: [B, T, H, hd]; cos/sin: [T, hd] (fp32). Rotates the two halves of each head."""
+    half = x.shape[-1] // 2
+    xf = x.float()
+    rotated = torch.cat((-xf[..., half:], xf[..., :half]), dim=-1)
+    out = xf * cos[:, None, :] + rotated * sin[:, None, :]
+    return out.to(x.dtype)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+class KVCache:
+    """Preallocated keys and values for every layer: [layers, batch, kv_heads, capacity, hd].
+    ``length`` is how many positions hold valid entries; lowering it (``truncate``) forgets the
+    tail, which is how a prompt's fixed prefix is kept while the rest is replaced."""
+
+    def __init__(self, config: ModelConfig, batch: int, capacity: int, dtype, device):
+        shape = (config.n_layers, batch, config.n_kv_heads, capacity, config.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.length = 0
+        self.limit = config.max_context
+        self.last_logits: torch.Tensor | None = None  # next-token logits after `length` tokens
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[3]
+
+    def reserve(self, needed: int) -> None:
+        """Grow (rarely: doubling, copying the valid part) so that `needed` positions fit."""
+        if needed > self.limit:
+            raise ValueError(f"sequence of {needed} tokens exceeds the model's context of {self.limit}")
+        if needed <= self.capacity:
+            return
+        new_cap = min(self.limit, max(needed, 2 * self.capacity))
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_zeros(old.shape[:3] + (new_cap, old.shape[4]))
+            new[:, :, :, : self.length] = old[:, :, :, : self.length]
+            setattr(self, name, new)
+
+    def truncate(self, length: int) -> None:
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot truncate a cache of {self.length} tokens to {length}")
+        if length != self.length:
+            self.last_logits = None
+        self.length = length
+
+
+class Attention(nn.Module):
+    def __init__(self, c: ModelConfig, device=None, dtype=None):
+        super().__init__()
+        kw = dict(device=device, dtype=dtype)
+        self.n_heads, self.n_kv_heads, self.head_dim = c.n_heads, c.n_kv_heads, c.head_dim
+        self.q_proj = Linear(c.dim, c.n_heads * c.head_dim, c.qkv_bias, **kw)
+        self.k_proj = Linear(c.dim, c.n_kv_heads * c.head_dim, c.qkv_bias, **kw)
+        self.v_proj = Linear(c.dim, c.n_kv_heads * c.head_dim, c.qkv_bias, **kw)
+        self.o_proj = Linear(c.n_heads * c.head_dim, c.dim, c.o_bias, **kw)
+        self.q_norm = RMSNorm(c.head_dim, c.norm_eps, **kw) if c.qk_norm else None
+        self.k_norm = RMSNorm(c.head_dim, c.norm_eps, **kw) if c.qk_norm else None
+
+    def forward(self, x, cos, sin, kv: tuple | None, start: int, mask: torch.Tensor | None):
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = apply_rope(q, cos, sin).transpose(1, 2)
+        k = apply_rope(k, cos, sin).transpose(1, 2)
+        v = v.transpose(1, 2)
+        if kv is not None and isinstance(start, torch.Tensor):
+            # static shapes (CUDA graphs): the slots are a tensor, attention spans the whole
+            # cache and the caller's mask hides the slots not yet written
+            k_cache, v_cache = kv
+            k_cache.index_copy_(2, start, k)
+            v_cache.index_copy_(2, start, v)
+            k, v = k_cache, v_cache
+        elif kv is not None:  # write this step's keys/values, attend over everything so far
+            k_cache, v_cache = kv
+            k_cache[:B, :, start:start + T] = k
+            v_cache[:B, :, start:start + T] = v
+            k, v = k_cache[:B, :, :start + T], v_cache[:B, :, :start + T]
+        causal = mask is None and T > 1 and start == 0
+        if mask is None and T > 1 and start > 0:
+            mask = _offset_causal_mask(T, start, x.device)
+        gqa = self.n_heads != self.n_kv_heads
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=gqa)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+
+
+def _offset_causal_mask(T: int, start: int, device) -> torch.Tensor:
+    """[T, start+T] bool: query i (at slot start+i) sees slots 0..start+i."""
+    q_slot = torch.arange(start, start + T, device=device)[:, None]
+    k_slot = torch.arange(start + T, device=device)[None, :]
+    return k_slot <= q_slot
+
+
+class MLP(nn.Module):
+    def __init__(self, c: ModelConfig, device=None, dtype=None):
+        super().__init__()
+        kw = dict(device=device, dtype=dtype)
+        self.gate_proj = Linear(c.dim, c.intermediate_size, c.mlp_bias, **kw)
+        self.up_proj = Linear(c.dim, c.intermediate_size, c.mlp_bias, **kw)
+        self.down_proj = Linear(c.intermediate_size, c.dim, c.mlp_bias, **kw)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, c: ModelConfig, device=None, dtype=None):
+        super().__init__()
+        self.attn_norm = RMSNorm(c.dim, c.norm_eps, device=device, dtype=dtype)
+        self.attn = Attention(c, device=device, dtype=dtype)
+        self.mlp_norm = RMSNorm(c.dim, c.norm_eps, device=device, dtype=dtype)
+        self.mlp = MLP(c, device=device, dtype=dtype)
+
+    def forward(self, x, cos, sin, kv, start, mask):
+        x = x + self.attn(self.attn_norm(x), cos, sin, kv, start, mask)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: ModelConfig, device=None, dtype=torch.float32):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.dim, device=device, dtype=dtype)
+        self.embed.weight.requires_grad_(False)
+        self.layers = nn.ModuleList(Block(config, device, dtype) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.dim, config.norm_eps, device=device, dtype=dtype)
+        self.lm_head = Linear(config.dim, config.vocab_size, False, device=device, dtype=dtype)
+        self.register_buffer("inv_freq", rope_inv_freq(config).to(device), persistent=False)
+        self.dtype = dtype
+        self.cache: KVCache | None = None  # the default cache of prefill()/decode()
+        self.tokenizer = None  # set by load_model
+        self.precision = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.weight.device
+
+    def linear_layers(self) -> dict[str, Linear]:
+        """Every Linear by its name (the keys of a precision plan)."""
+        return {n: m for n, m in self.named_modules() if isinstance(m, Linear)}
+
+    # --- the forward pass -------------------------------------------------------------------
+    def _forward(self, tokens, positions, cache: KVCache | None, start: int, mask, out_rows=None):
+        """tokens [B, T]; positions [T] rope positions; the step's keys/values go to cache
+        slots start..start+T-1. ``out_rows`` selects the positions whose logits are wanted."""
+        freqs = positions.to(torch.float32)[:, None] * self.inv_freq[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos(), emb.sin()
+        x = self.embed(tokens)
+        for i, layer in enumerate(self.layers):
+            kv = (cache.k[i], cache.v[i]) if cache is not None else None
+            x = layer(x, cos, sin, kv, start, mask)
+        if out_rows is not None:
+            x = x[:, out_rows]
+        return self.lm_head(self.norm(x)).float()
+
+    @torch.inference_mode()
+    def logits(self, input_ids) -> torch.Tensor:
+        """Full causal forward without a cache: [batch, seq] -> [batch, seq, vocab] (fp32)."""
+        ids = torch.as_tensor(input_ids, device=self.device)
+        if ids.dim() == 1:
+            ids = ids[None]
+        T = ids.shape[1]
+        if T > self.config.max_context:
+            raise ValueError(f"sequence of {T} tokens exceeds the model's context of {self.config.max_context}")
+        positions = torch.arange(T, device=self.device)
+        return self._forward(ids, positions, None, 0, None)
+
+    # --- the cached path --------------------------------------------------------------------
+    def new_cache(self, capacity: int = 512, batch: int = 1) -> KVCache:
+        return KVCache(self.config, batch, min(capacity, self.config.max_context), self.dtype, self.device)
+
+    def setup_cache(self, capacity: int = 2048, batch: int = 1) -> KVCache:
+        """(Re)allocate the default cache."""
+        self.cache = self.new_cache(capacity, batch)
+        return self.cache
+
+    def _cache(self, cache: KVCache | None) -> KVCache:
+        if cache is not None:
+            return cache
+        if self.cache is None:
+            self.setup_cache()
+        return self.cache
+
+    def reset(self, cache: KVCache | None = None) -> None:
+        self._cache(cache).truncate(0)
+
+    @torch.inference_mode()
+    def prefill(self, ids, cache: KVCache | None = None, all_logits: bool = False) -> torch.Tensor:
+        """Append tokens ([T] or [B, T]) to the cache. Returns the last position's logits
+        ([B, vocab], fp32), or every position's ([B, T, vocab]) with all_logits."""
+        cache = self._cache(cache)
+        ids = torch.as_tensor(ids, device=self.device)
+        if ids.dim() == 1:
+            ids = ids[None]
+        B, T = ids.shape
+        if T == 0:
+            raise ValueError("prefill needs at least one token")
+        start = cache.length
+        cache.reserve(start + T)
+        positions = torch.arange(start, start + T, device=self.device)
+        rows = None if all_logits else slice(T - 1, T)
+        out = self._forward(ids, positions, cache, start, None, rows)
+        cache.length = start + T
+        cache.last_logits = out[0, -1]
+        return out if all_logits else out[:, -1]
+
+    @torch.inference_mode()
+    def decode(self, token, cache: KVCache | None = None) -> torch.Tensor:
+        """Append one token per row (int, [B] or [B, 1]); returns next-token logits [B, vocab]."""
+        cache = self._cache(cache)
+        ids = torch.as_tensor(token, device=self.device).reshape(-1, 1)
+        start = cache.length
+        cache.reserve(start + 1)
+        positions = torch.arange(start, start + 1, device=self.device)
+        out = self._forward(ids, positions, cache, start, None)[:, -1]
+        cache.length = start + 1
+        cache.last_logits = out[0]
+        return out
+
+    @torch.inference_mode()
+    def generate(self, ids, max_new_tokens: int, stop_ids=(), cache: KVCache | None = None,
+                 append: bool = False) -> list[int]:
+        """Greedy continuation of `ids`, stopping after a stop id. The cache is emptied first
+        unless append=True (then `ids` continue what it holds)."""
+        if not append:
+            self.reset(cache)
+        logits = self.prefill(ids, cache)[0]
+        out: list[int] = []
+        for _ in range(max_new_tokens):
+            token = int(torch.argmax(logits))
+            out.append(token)
+            if token in stop_ids or len(out) == max_new_tokens:
+                break
+            logits = self.decode(token, cache)[0]
+        return out
+
+    @torch.inference_mode()
+    def score_continuations(self, candidates: list[list[int]], cache: KVCache | None = None) -> torch.Tensor:
+        """Total log-probability of each candidate token sequence following the cached tokens
+        (row 0), in one forward: candidates are packed in one row after the cache, each seeing
+        the whole cache and its own earlier tokens only (block-diagonal causal mask), with rope
+        positions restarting at the cache length for each. The cache keeps its length; the
+        candidates' keys are written past it and forgotten. Needs the next-token logits of the
+        cache (set by the prefill/decode that filled it)."""
+        cache = self._cache(cache)
+        if cache.last_logits is None:
+            raise ValueError("score_continuations needs a cache filled by prefill() or decode()")
+        if not candidates or any(len(c) == 0 for c in candidates):
+            raise ValueError("every candidate needs at least one token")
+        P, dev = cache.length, self.device
+        # Only tokens 0..n-2 of each candidate need a forward (the last one is only scored).
+        fed = [c[:-1] for c in candidates]
+        first = torch.log_softmax(cache.last_logits.float(), -1)[[c[0] for c in candidates]]
+        T = sum(len(f) for f in fed)
+        if T == 0:
+            return first
+        tokens = torch.tensor([t for f in fed for t in f], device=dev)[None]
+        positions = torch.tensor([P + j for f in fed for j in range(len(f))], device=dev)
+        group = torch.tensor([i for i, f in enumerate(fed) for _ in f], device=dev)
+        cache.reserve(P + T)
+        mask = torch.ones(T, P + T, dtype=torch.bool, device=dev)
+        same = group[:, None] == group[None, :]
+        mask[:, P:] = same & (positions[None, :] <= positions[:, None])
+        logp = torch.log_softmax(self._forward(tokens, positions, cache, P, mask)[0], -1)
+        targets = torch.tensor([t for c in candidates for t in c[1:]], device=dev)
+        token_logp = logp.gather(-1, targets[:, None])[:, 0]
+        rest = torch.zeros(len(candidates), device=dev).index_add_(0, group, token_logp)
+        return first + rest
+
+
+def init_random(model: Transformer, seed: int = 0, std: float = 0.02) -> Transformer:
+    """Fill a model with random weights (benchmarks of well-known shapes; tests), drawn on the
+    model's device."""
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight"):
+            p.data.fill_(1.0)
+        else:
+            p.data.normal_(0.0, std, generator=g)
+    if model.config.tie_embeddings:
+        model.lm_head.weight = model.embed.weight
+    return model

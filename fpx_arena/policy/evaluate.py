@@ -1,0 +1,321 @@
+"""Evaluate a policy model as an LLM agent: agreement with the expert on held-out decisions, and
+match results against every scripted bot, under lockstep (quality alone) and a real-time clock
+(quality and speed), at one or more precisions.
+
+- Agreement: the agent's action (``LLMAgent.act`` on the recorded observation, the real agent
+  at the given precision) against the expert's label, over held-out decisions: the held-out
+  split of dataset folders, or fresh seeded expert episodes that no training run has seen.
+- fighter: win rate against each bot and ``random`` over seeded matches, sides alternating, with
+  Wilson 95% intervals (draws count as not won; the score with draws as half is given too).
+- market: the agent's daily yield (end-of-day PnL / starting cash) against each trader, with a
+  seeded bootstrap 95% interval of the mean; the same seats and seeds played by ``random`` and by
+  the expert give the baselines.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import random
+import time
+
+import numpy as np
+
+from ..errors import UserError
+
+GAMES = ("fighter", "market")
+EXPERT = {"fighter": "fighter/reactive", "market": "market/informed"}
+AGREEMENT_SEED = 900_000  # fresh held-out episodes: seeds no `fpx-arena dataset` default uses
+
+
+# --- intervals ------------------------------------------------------------------------------------
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bootstrap_mean(xs, resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): percentile bootstrap 95% interval of the mean, seeded."""
+    x = np.asarray(xs, dtype=float)
+    if len(x) == 0:
+        return (float("nan"),) * 3
+    if len(x) == 1:
+        return (float(x[0]),) * 3
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), (resamples, len(x)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(x.mean()), float(lo), float(hi)
+
+
+# --- matches ----------------------------------------------------------------------------------------
+def opponents_of(game: str) -> list[str]:
+    from ..agents import builtin_specs
+
+    return ["random"] + [s for s in builtin_specs() if s.startswith(game + "/")]
+
+
+def play_one(game: str, spec: str, opponent: str, seed: int, clock: str, env_kwargs=None) -> dict:
+    """One match of `spec` against `opponent`; the spec's seat alternates with the seed."""
+    from .. import agents, games
+    from ..scheduler import run_match
+
+    env = games.make(game, **(env_kwargs or {}))
+    ids = list(env.possible_agents)
+    me = ids[seed % len(ids)]
+    players = {a: agents.make(spec if a == me else opponent) for a in ids}
+    r = run_match(env, players, clock=clock, seed=seed, decision_timeout_s=60.0)
+    s = r.stats[me]
+    out = {"seed": seed, "seat": me, "ticks": r.ticks, "winner": r.winner, "won": r.winner == me,
+           "lost": r.winner is not None and r.winner != me, "missed_ticks": s.missed_ticks,
+           "decisions": s.decisions, "errors": s.errors, "invalid": s.invalid, "abstained": s.abstained}
+    if s.latencies_ms:
+        out["latency_ms_sum"] = float(np.sum(s.latencies_ms))
+        out["latency_ms_p50"] = float(np.percentile(s.latencies_ms, 50))
+        out["latency_ms_p99"] = float(np.percentile(s.latencies_ms, 99))
+    if "daily_yield" in s.metrics:
+        out["daily_yield"] = float(s.metrics["daily_yield"])
+    return out
+
+
+def _run_chunk(job):
+    game, spec, opponent, seeds, clock, threads = job
+    import torch
+
+    torch.set_num_threads(threads)
+    return [play_one(game, spec, opponent, s, clock) for s in seeds]
+
+
+def summarize(game: str, rows: list[dict]) -> dict:
+    n = len(rows)
+    out = {"matches": n}
+    if game == "fighter":
+        wins = sum(r["won"] for r in rows)
+        draws = sum(not r["won"] and not r["lost"] for r in rows)
+        lo, hi = wilson(wins, n)
+        out.update(wins=wins, draws=draws, losses=n - wins - draws, win_rate=wins / n if n else None,
+                   win_rate_ci95=[lo, hi], score=(wins + 0.5 * draws) / n if n else None)
+    else:
+        mean, lo, hi = bootstrap_mean([r["daily_yield"] for r in rows])
+        out.update(daily_yield=mean, daily_yield_ci95=[lo, hi])
+    lat = [r for r in rows if "latency_ms_sum" in r]
+    if lat:
+        decisions = sum(r["decisions"] for r in rows)
+        out["mean_decision_ms"] = sum(r["latency_ms_sum"] for r in lat) / max(1, decisions)
+        out["p99_decision_ms_median_over_matches"] = float(np.median([r["latency_ms_p99"] for r in lat]))
+    ticks = sum(r["ticks"] for r in rows)
+    out["missed_tick_rate"] = sum(r["missed_ticks"] for r in rows) / ticks if ticks else None
+    out["errors"] = sum(r["errors"] + r["invalid"] for r in rows)
+    return out
+
+
+def run_matches(jobs: list[tuple], workers: int, threads: int, progress: bool, desc: str) -> dict:
+    """jobs: (key, game, spec, opponent, seeds, clock); returns {key: [match rows]}."""
+    from tqdm import tqdm
+
+    chunks = []
+    for key, game, spec, opponent, seeds, clock in jobs:
+        for i in range(0, len(seeds), 5):
+            chunks.append((key, (game, spec, opponent, seeds[i:i + 5], clock, threads)))
+    results: dict = {key: [] for key, *_ in jobs}
+    total = sum(len(j[4]) for j in jobs)
+    bar = tqdm(total=total, desc=desc, unit="match", disable=not progress, dynamic_ncols=True)
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            futures = [(key, pool.apply_async(_run_chunk, (job,))) for key, job in chunks]
+            for key, fut in futures:
+                rows = fut.get()
+                results[key] += rows
+                bar.update(len(rows))
+    else:
+        for key, job in chunks:
+            rows = _run_chunk(job)
+            results[key] += rows
+            bar.update(len(rows))
+    bar.close()
+    for key in results:
+        results[key].sort(key=lambda r: r["seed"])
+    return results
+
+
+# --- agreement --------------------------------------------------------------------------------------
+def heldout_rows(game: str, data: list[str] | None, episodes: int, limit: int, seed: int) -> tuple[list, str]:
+    """Held-out expert decisions with their observations: from dataset folders, or fresh."""
+    from . import dataset
+
+    rows, source = [], ""
+    if data:
+        for folder in data:
+            if dataset.read_meta(folder)["game"] == game:
+                rows += [r for r in dataset.read_split(folder, "heldout") if "obs" in r]
+        source = "held-out split of " + ", ".join(data)
+    if not rows:
+        seen = set()
+        for ep in range(episodes):
+            ep_rows, _ = dataset.play_episode(game, ep, AGREEMENT_SEED + seed, 0.0, True)
+            for r in ep_rows:
+                key = (r["player"], r["tail"], r["action"])
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(r)
+        source = f"{episodes} fresh expert episodes (dataset seed {AGREEMENT_SEED + seed}, never trained on)"
+    if limit and len(rows) > limit:
+        rows = random.Random(seed).sample(rows, limit)
+    return rows, source
+
+
+def agreement(model: str, precision: str, game: str, rows: list[dict], progress: bool) -> dict:
+    from tqdm import tqdm
+
+    from ..agents.llm import LLMAgent
+    from .dataset import obs_from_json
+
+    agents = {}
+    hits, ms = [], []
+    per_action: dict[str, list[int]] = {}
+    for r in tqdm(rows, desc=f"agreement {game} @{precision}", unit="dec", disable=not progress,
+                  dynamic_ncols=True, leave=False):
+        agent = agents.get(r["player"])
+        if agent is None:
+            agent = agents[r["player"]] = LLMAgent(model, precision, game=game)
+            agent.reset(r["player"])
+        action = agent.act(obs_from_json(r["obs"]), {})
+        ok = int(action == r["action"])
+        hits.append(ok)
+        ms.append(agent.last_timing["total_ms"])
+        per_action.setdefault(r["action_name"], []).append(ok)
+    n, k = len(hits), sum(hits)
+    lo, hi = wilson(k, n)
+    recall = {a: sum(v) / len(v) for a, v in sorted(per_action.items())}
+    return {"decisions": n, "agreement": k / n if n else None, "agreement_ci95": [lo, hi],
+            "balanced_agreement": float(np.mean(list(recall.values()))) if recall else None,
+            "per_expert_action": {a: {"n": len(per_action[a]), "agreement": recall[a]} for a in recall},
+            "decision_ms_p50": float(np.percentile(ms, 50)) if ms else None,
+            "decision_ms_p99": float(np.percentile(ms, 99)) if ms else None}
+
+
+# --- the whole evaluation -------------------------------------------------------------------------------
+def check_precisions(model: str, precisions: list[str]) -> None:
+    """Every precision must be one the engine runs: a clear error now, not after an hour."""
+    from ..llm.precision import make_plan
+    from ..llm.registry import resolve
+
+    resolve(model)
+    for p in precisions:
+        make_plan(p, [])
+
+
+def machine() -> str:
+    from .train import device_name
+    import torch
+
+    return device_name(torch.device("cpu"))
+
+
+def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str], games: list[str],
+             opponents: dict | None = None, data: list[str] | None = None, agreement_episodes: int = 4,
+             agreement_limit: int = 1500, realtime_matches: int | None = None, workers: int = 1,
+             threads: int = 1, seed: int = 0, progress: bool = True, command: str = "") -> dict:
+    check_precisions(model, precisions)
+    for g in games:
+        if g not in GAMES:
+            raise UserError(f"unknown game {g!r}; choose from {', '.join(GAMES)}")
+    for c in clocks:
+        if c not in ("lockstep", "measured", "wall"):
+            raise UserError(f"clock {c!r}: eval runs lockstep, measured or wall")
+    opponents = opponents or {g: opponents_of(g) for g in games}
+    t0 = time.perf_counter()
+    report = {"model": model, "precisions": precisions, "matches": matches, "clocks": clocks,
+              "cpu": machine(), "torch_threads_per_worker": threads, "workers": workers,
+              "python": platform.python_version(), "command": command, "agreement": {}, "results": {},
+              "baselines": {}}
+    import torch
+
+    torch.set_num_threads(threads)
+    for g in games:  # agreement first: it is quick and says at once whether the model plays
+        rows, source = heldout_rows(g, data, agreement_episodes, agreement_limit, seed)
+        report.setdefault("agreement_source", {})[g] = source
+        for p in precisions:
+            report["agreement"].setdefault(p, {})[g] = agreement(model, p, g, rows, progress)
+    jobs = []
+    for p in precisions:
+        for clock in clocks:
+            n = matches if clock == "lockstep" else (realtime_matches or matches)
+            seeds = [seed + i for i in range(n)]
+            for g in games:
+                for opp in opponents[g]:
+                    jobs.append(((p, clock, g, opp), g, f"llm:{model}@{p}", opp, seeds, clock))
+    if "market" in games:  # the baselines in the same seats and seeds (scripted: cheap)
+        seeds = [seed + i for i in range(matches)]
+        for base in ("random", EXPERT["market"]):
+            for opp in opponents["market"]:
+                jobs.append((("baseline", base, "market", opp), "market", base, opp, seeds, "lockstep"))
+    if "fighter" in games:
+        seeds = [seed + i for i in range(matches)]
+        for opp in opponents["fighter"]:
+            jobs.append((("baseline", EXPERT["fighter"], "fighter", opp), "fighter", EXPERT["fighter"], opp,
+                         seeds, "lockstep"))
+    results = run_matches(jobs, workers, threads, progress, f"eval {os.path.basename(model)}")
+    for key, rows in results.items():
+        if key[0] == "baseline":
+            _, base, g, opp = key
+            report["baselines"].setdefault(g, {}).setdefault(base, {})[opp] = summarize(g, rows)
+        else:
+            p, clock, g, opp = key
+            report["results"].setdefault(p, {}).setdefault(clock, {}).setdefault(g, {})[opp] = summarize(g, rows)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def format_report(rep: dict) -> str:
+    def pct(x):
+        return f"{100 * x:5.1f}%" if x is not None else "    -"
+
+    lines = [f"{rep['model']}: {rep['cpu']}, {rep['workers']} worker(s) x {rep['torch_threads_per_worker']} thread(s)"]
+    lines.append("")
+    lines.append(f"{'precision':<10} {'game':<8} {'agreement':>10} {'95% CI':>16} {'balanced':>9} {'ms p50':>7} {'n':>6}")
+    for p, per_game in rep["agreement"].items():
+        for g, a in per_game.items():
+            ci = a["agreement_ci95"]
+            lines.append(f"{p:<10} {g:<8} {pct(a['agreement']):>10} {pct(ci[0]) + '-' + pct(ci[1]).strip():>16} "
+                         f"{pct(a['balanced_agreement']):>9} {a['decision_ms_p50'] or 0:7.2f} {a['decisions']:6d}")
+    for p, per_clock in rep["results"].items():
+        for clock, per_game in per_clock.items():
+            for g, per_opp in per_game.items():
+                lines.append("")
+                if g == "fighter":
+                    lines.append(f"fighter @{p} {clock:<9} {'opponent':<20} {'W-D-L':>10} {'win rate':>9} "
+                                 f"{'95% CI (Wilson)':>17} {'ms/dec':>7} {'missed':>7}")
+                    for opp, s in per_opp.items():
+                        ci = s["win_rate_ci95"]
+                        lines.append(f"{'':<24}{opp:<20} {s['wins']:>4}-{s['draws']}-{s['losses']:<3} "
+                                     f"{pct(s['win_rate']):>9} {pct(ci[0]) + '-' + pct(ci[1]).strip():>17} "
+                                     f"{s.get('mean_decision_ms', 0.0):7.2f} {pct(s['missed_tick_rate']):>7}")
+                else:
+                    lines.append(f"market @{p} {clock:<10} {'opponent':<20} {'daily yield':>11} {'95% CI (bootstrap)':>20} "
+                                 f"{'ms/dec':>7} {'missed':>7}")
+                    for opp, s in per_opp.items():
+                        ci = s["daily_yield_ci95"]
+                        lines.append(f"{'':<24}{opp:<20} {100 * s['daily_yield']:+10.3f}% "
+                                     f"{100 * ci[0]:+9.3f}%..{100 * ci[1]:+.3f}% "
+                                     f"{s.get('mean_decision_ms', 0.0):7.2f} {pct(s['missed_tick_rate']):>7}")
+    for g, per_base in rep["baselines"].items():
+        for base, per_opp in per_base.items():
+            lines.append("")
+            lines.append(f"baseline {base} (lockstep, same seats and seeds)")
+            for opp, s in per_opp.items():
+                if g == "fighter":
+                    ci = s["win_rate_ci95"]
+                    lines.append(f"  {opp:<22} win rate {pct(s['win_rate'])} ({pct(ci[0])}-{pct(ci[1]).strip()})")
+                else:
+                    ci = s["daily_yield_ci95"]
+                    lines.append(f"  {opp:<22} daily yield {100 * s['daily_yield']:+.3f}% "
+                                 f"({100 * ci[0]:+.3f}%..{100 * ci[1]:+.3f}%)")
+    return "\n".join(lines)

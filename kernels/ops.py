@@ -1,0 +1,382 @@
+"""``qlinear``: dispatch by backend and by the number of tokens M, launch, and the tuner.
+
+Backends: ``triton`` (CUDA tensors; CPU tensors run the very same kernels in the Triton
+interpreter) and ``torch`` (dequantize + matmul, the CPU default). Which Triton kernel runs:
+
+- ``fp8`` weights: M < 64 -> weight-only kernel (e4m3 -> fp16 in registers, bf16/fp16 tokens);
+  M >= 64 -> tokens quantized per token to e4m3 (one small kernel) and an FP8 x FP8 tensor-core
+  matmul with both scales in the epilogue. ``act_quant="none"|"fp8"`` overrides the choice.
+- ``nvfp4`` / ``mxfp4``: the weight-only kernel at every M (decode tiles of 16 tokens with
+  split K, prefill tiles of 64-128 tokens).
+
+Tile configurations come from ``candidate_configs`` (listed in the open below). On CUDA the
+first call for a (kernel, format, N, K, M bucket, dtype, card) times every candidate and keeps
+the fastest, in memory and in a JSON file (``$FPX_KERNEL_CACHE`` or
+``~/.cache/fpx_arena/kernel-configs.json``), so later calls and later processes pay nothing.
+``FPX_KERNEL_TUNE=0`` skips the timing and takes the first candidate.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .formats import QuantizationError, QuantizedWeight, quantize_fp8_tokens
+from .reference import qlinear_torch
+
+_FMT_ID = {"fp8": 0, "nvfp4": 1, "mxfp4": 2}
+_W8A8_MIN_M = 64            # FP8 weights switch to the FP8 x FP8 kernel from this many tokens
+_lock = threading.Lock()
+
+
+# ----------------------------------------------------------------------------- loading kernels
+
+_modules: dict = {}
+
+
+def _kernels(interpret: bool):
+    """The kernel module, compiled for CUDA or run by the Triton interpreter. TRITON_INTERPRET
+    is read when ``@triton.jit`` runs, so each flavour is its own module object."""
+    with _lock:
+        if interpret in _modules:
+            return _modules[interpret]
+        import triton  # noqa: F401  (raises ImportError if Triton is missing)
+
+        name = f"{__package__}._triton_{'interp' if interpret else 'cuda'}"
+        path = os.path.join(os.path.dirname(__file__), "_triton.py")
+        old = os.environ.get("TRITON_INTERPRET")
+        knobs = getattr(sys.modules["triton"], "knobs", None)
+        old_knob = knobs.runtime.__dict__.get("interpret", None) if knobs else None
+        try:
+            os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+            if knobs is not None:
+                knobs.runtime.interpret = interpret
+            spec = importlib.util.spec_from_file_location(name, path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            spec.loader.exec_module(mod)
+        finally:
+            if old is None:
+                os.environ.pop("TRITON_INTERPRET", None)
+            else:
+                os.environ["TRITON_INTERPRET"] = old
+            if knobs is not None:
+                if old_knob is None:
+                    knobs.runtime.__dict__.pop("interpret", None)
+                else:
+                    knobs.runtime.interpret = old_knob
+        _modules[interpret] = mod
+        return mod
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+# ----------------------------------------------------------------------------- configs
+
+@dataclass(frozen=True)
+class WQConfig:
+    """Weight-only kernel tile: BN weight rows x BM tokens, G groups of 64 K per step."""
+    BN: int
+    BM: int
+    G: int
+    SPLIT_K: int
+    num_warps: int
+    num_stages: int
+
+
+@dataclass(frozen=True)
+class W8A8Config:
+    BM: int
+    BN: int
+    BK: int
+    GROUP_M: int
+    num_warps: int
+    num_stages: int
+
+
+def m_bucket(m: int) -> int:
+    """Tokens -> the bucket a tuned configuration is shared by (powers of two)."""
+    return 1 if m <= 1 else 1 << (m - 1).bit_length()
+
+
+def _split_k(n: int, k: int, m: int, bn: int, bm: int, g: int, sms: int) -> int:
+    """Splits of K that bring the programs to about two per SM, each keeping >= 2 steps;
+    a divisor of the step count when there is one near, so that no split runs empty."""
+    tiles = -(-n // bn) * -(-m // bm)
+    steps = max(1, -(-k // 64) // g)
+    want = max(1, min(-(-2 * sms // tiles), steps // 2, 16))
+    for s in range(want, max(1, want // 2) - 1, -1):
+        if steps % s == 0:
+            return s
+    return want
+
+
+def candidate_configs(fmt: str, m: int, n: int, k: int, sms: int = 132, interpret: bool = False):
+    """The tile configurations tried for one shape (the first is the untuned default)."""
+    if interpret:                                     # small tiles keep the interpreter quick
+        bm = 16 if m <= 16 else 64
+        return [WQConfig(32, bm, 1, 2 if m <= 16 and k >= 128 else 1, 4, 1)]
+    out = []
+    if m <= 16:
+        for bn, g, warps, stages in ((128, 1, 4, 4), (64, 1, 4, 4), (128, 2, 4, 3), (64, 2, 4, 3),
+                                     (128, 1, 8, 4)):
+            out.append(WQConfig(bn, 16, g, _split_k(n, k, m, bn, 16, g, sms), warps, stages))
+    elif m <= 64:
+        for bn, bm, warps, stages in ((128, 32, 4, 4), (128, 64, 4, 3), (64, 64, 4, 4)):
+            out.append(WQConfig(bn, bm, 1, _split_k(n, k, m, bn, bm, 1, sms), warps, stages))
+    else:
+        for bn, bm, warps, stages in ((128, 128, 8, 3), (128, 64, 4, 4), (128, 128, 4, 3),
+                                      (256, 128, 8, 3)):
+            out.append(WQConfig(bn, bm, 1, 1, warps, stages))
+    return out
+
+
+def w8a8_candidates(m: int, interpret: bool = False):
+    if interpret:
+        return [W8A8Config(32, 32, 32, 4, 4, 1)]
+    if m <= 128:
+        return [W8A8Config(64, 128, 128, 8, 4, 4), W8A8Config(64, 256, 128, 8, 8, 3),
+                W8A8Config(128, 128, 128, 8, 8, 3)]
+    return [W8A8Config(128, 256, 128, 8, 8, 3), W8A8Config(128, 128, 128, 8, 4, 4),
+            W8A8Config(128, 256, 64, 8, 8, 4), W8A8Config(256, 128, 128, 8, 8, 3)]
+
+
+# ----------------------------------------------------------------------------- tuner cache
+
+_tuned: dict = {}
+_cache_loaded = False
+tune_log: list = []         # (key, config, median ms or error) of every timing the tuner made
+
+
+def _cache_path() -> str:
+    return os.environ.get("FPX_KERNEL_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "fpx_arena", "kernel-configs.json")
+
+
+def _load_cache() -> None:
+    global _cache_loaded
+    if _cache_loaded:
+        return
+    _cache_loaded = True
+    try:
+        with open(_cache_path()) as f:
+            for key, val in json.load(f).items():
+                _tuned[key] = (W8A8Config if key.startswith("w8a8") else WQConfig)(**val)
+    except (OSError, ValueError, TypeError):
+        pass
+
+
+def _save_cache() -> None:
+    try:
+        path = _cache_path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump({k: asdict(v) for k, v in _tuned.items()}, f, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass
+
+
+def _card_key(device: torch.device) -> str:
+    import triton
+    return f"{torch.cuda.get_device_name(device)}|triton-{triton.__version__}"
+
+
+def _pick(key: str, candidates, run) -> object:
+    """The cached choice for ``key``, or the fastest candidate (median of timed runs)."""
+    _load_cache()
+    if key in _tuned:
+        return _tuned[key]
+    if os.environ.get("FPX_KERNEL_TUNE", "1") == "0" or len(candidates) == 1:
+        return candidates[0]
+    from triton.testing import do_bench
+
+    best, best_t = candidates[0], float("inf")
+    for cfg in candidates:
+        try:
+            t = do_bench(lambda: run(cfg), warmup=10, rep=40, return_mode="median")
+        except Exception as e:     # a tile that does not compile or fit is simply skipped
+            tune_log.append((key, str(cfg), repr(e)[:200]))
+            continue
+        tune_log.append((key, str(cfg), t))
+        if t < best_t:
+            best, best_t = cfg, t
+    _tuned[key] = best
+    _save_cache()
+    return best
+
+
+def chosen_config(key: str):
+    """The configuration the tuner picked for a key (None if not tuned yet); for the benchmark."""
+    return _tuned.get(key)
+
+
+# ----------------------------------------------------------------------------- workspaces
+
+_work: dict = {}
+
+
+def _workspace(device, name: str, numel: int, dtype) -> torch.Tensor:
+    buf = _work.get((device, name))
+    if buf is None or buf.numel() < numel:
+        buf = torch.zeros(max(numel, 1024), dtype=dtype, device=device)
+        _work[(device, name)] = buf
+    return buf
+
+
+# ----------------------------------------------------------------------------- launches
+
+def _launch_wq(mod, x2, qw: QuantizedWeight, bias, y, cfg: WQConfig, use_asm: bool) -> None:
+    m, k = x2.shape
+    n = qw.shape[0]
+    grid = (-(-n // cfg.BN), -(-m // cfg.BM), cfg.SPLIT_K)
+    if cfg.SPLIT_K > 1:
+        part = _workspace(x2.device, "part", cfg.SPLIT_K * m * n, torch.float32)
+        lock = _workspace(x2.device, "lock", grid[0] * grid[1], torch.int32)
+    else:
+        part = lock = y
+    if qw.fmt == "fp8":
+        ks, wscale = qw.codes, qw.scales
+    else:
+        ks, wscale = qw.kernel_scales, y
+    mod.wq_matmul_kernel[grid](
+        qw.codes, ks, wscale, x2, y, bias if bias is not None else y, part, lock,
+        m, n, k, x2.stride(0), y.stride(0), float(qw.out_multiplier),
+        FMT=_FMT_ID[qw.fmt], BN=cfg.BN, BM=cfg.BM, G=cfg.G, SPLIT_K=cfg.SPLIT_K,
+        HAS_BIAS=bias is not None, USE_ASM=use_asm, EVEN=_even(n, k, cfg),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+
+def _even(n: int, k: int, cfg: WQConfig) -> bool:
+    groups = k // 64
+    return n % cfg.BN == 0 and k % 64 == 0 and groups % (cfg.G * cfg.SPLIT_K) == 0
+
+
+def quantize_act_fp8(x: torch.Tensor, backend: str | None = None):
+    """Per-token FP8 activations: x [M, K] -> (e4m3 codes uint8 [M, K], fp32 scales [M]).
+    A Triton kernel on CUDA (or in the interpreter), the torch reference otherwise."""
+    backend = _backend(x, backend)
+    if backend == "torch":
+        return quantize_fp8_tokens(x)
+    mod = _kernels(interpret=not x.is_cuda)
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()
+    if not x.is_cuda and not torch.isfinite(x2).all():
+        quantize_fp8_tokens(x2)                      # raises the clear error
+    m, k = x2.shape
+    xq = torch.empty(m, k, dtype=torch.uint8, device=x.device)
+    xs = torch.empty(m, dtype=torch.float32, device=x.device)
+    if m:
+        mod.act_quant_fp8_kernel[(m,)](x2, xq, xs, k, x2.stride(0),
+                                       BK=min(4096, max(16, 1 << (k - 1).bit_length())),
+                                       USE_ASM=x.is_cuda, num_warps=4)
+    return xq.reshape(x.shape), xs.reshape(x.shape[:-1])
+
+
+def _launch_w8a8(mod, xq, xs, qw, bias, y, cfg: W8A8Config) -> None:
+    m, k = xq.shape
+    n = qw.shape[0]
+    grid = (-(-m // cfg.BM) * -(-n // cfg.BN),)
+    f8 = torch.float8_e4m3fn
+    mod.w8a8_matmul_kernel[grid](
+        xq.view(f8), xs, qw.codes.view(f8), qw.scales, y, bias if bias is not None else y, m, n, k,
+        xq.stride(0), y.stride(0), BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, GROUP_M=cfg.GROUP_M,
+        HAS_BIAS=bias is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+
+# ----------------------------------------------------------------------------- qlinear
+
+def _backend(x: torch.Tensor, backend: str | None) -> str:
+    if backend is None:
+        if x.is_cuda:
+            return "triton" if triton_available() else "torch"
+        return "triton" if os.environ.get("TRITON_INTERPRET") == "1" and triton_available() \
+            else "torch"
+    if backend not in ("triton", "torch"):
+        raise QuantizationError(f"unknown backend {backend!r}; expected 'triton' or 'torch'")
+    return backend
+
+
+def uses_fp8_activations(qw: QuantizedWeight, m: int, act_quant: str | None) -> bool:
+    """Whether qlinear quantizes the tokens to FP8 for this call (FP8 weights, prefill)."""
+    if act_quant not in (None, "none", "fp8"):
+        raise QuantizationError(f"act_quant must be None, 'none' or 'fp8', not {act_quant!r}")
+    if act_quant == "fp8" and qw.fmt != "fp8":
+        raise QuantizationError("act_quant='fp8' needs fp8 weights")
+    if act_quant is None:
+        return qw.fmt == "fp8" and m >= _W8A8_MIN_M
+    return act_quant == "fp8"
+
+
+def qlinear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None, *,
+            backend: str | None = None, act_quant: str | None = None,
+            config: WQConfig | W8A8Config | None = None,
+            out: torch.Tensor | None = None) -> torch.Tensor:
+    """y = x @ W^T (+ bias) for x [..., K] in bf16, fp16 or fp32; y has x's dtype.
+
+    ``backend``: None (Triton on CUDA or under TRITON_INTERPRET=1, torch otherwise), "triton"
+    or "torch". ``act_quant``: see ``uses_fp8_activations``. ``config`` forces a tile.
+    ``out``: a contiguous [M, N] tensor of x's dtype to write into (Triton backend).
+    """
+    if not isinstance(qw, QuantizedWeight):
+        raise QuantizationError(f"qw must be a QuantizedWeight, got {type(qw).__name__}")
+    n, k = qw.shape
+    if x.dim() == 0 or x.shape[-1] != k:
+        raise QuantizationError(f"x has {x.shape[-1] if x.dim() else 0} features, the weight "
+                                f"expects K = {k} (x shape {tuple(x.shape)})")
+    if x.dtype not in (torch.bfloat16, torch.float16, torch.float32):
+        raise QuantizationError(f"x must be bf16, fp16 or fp32, not {x.dtype}")
+    if bias is not None and tuple(bias.shape) != (n,):
+        raise QuantizationError(f"bias must have shape ({n},), got {tuple(bias.shape)}")
+    if x.device != qw.device:
+        raise QuantizationError(f"x is on {x.device} but the weight is on {qw.device}; "
+                                f"use qw.to(device)")
+    x2 = x.reshape(-1, k)
+    m = x2.shape[0]
+    act_fp8 = uses_fp8_activations(qw, m, act_quant)
+    backend = _backend(x, backend)
+    if backend == "torch" or m == 0:
+        return qlinear_torch(x, qw, bias, act_fp8=act_fp8)
+
+    interpret = not x.is_cuda
+    mod = _kernels(interpret)
+    if x2.stride(-1) != 1 or (x2.stride(0) % 8 and m > 1):
+        x2 = x2.contiguous()
+    if out is not None:
+        if out.shape != (m, n) or out.dtype != x.dtype or not out.is_contiguous():
+            raise QuantizationError(f"out must be a contiguous [{m}, {n}] {x.dtype} tensor")
+        y = out
+    else:
+        y = torch.empty(m, n, dtype=x.dtype, device=x.device)
+    if bias is not None:
+        bias = bias.contiguous()
+
+    if act_fp8:
+        xq, xs = quantize_act_fp8(x2, backend="triton")
+        cands = w8a8_candidates(m, interpret)
+        run = lambda c: _launch_w8a8(mod, xq, xs, qw, bias, y, c)   # noqa: E731
+        kind = "w8a8"
+    else:
+        sms = 132 if interpret else torch.cuda.get_device_properties(x.device).multi_processor_count
+        cands = candidate_configs(qw.fmt, m, n, k, sms, interpret)
+        run = lambda c: _launch_wq(mod, x2, qw, bias, y, c, use_asm=not interpret)   # noqa: E731
+        kind = "wq"
+    if config is not None:
+        cfg = config
+    elif interpret:
+        cfg = cands[0]
+    else:
+        key = f"{kind}|{qw.fmt}|{n}|{k}|{m_bucket(m)}|{x.dtype}|{_card_key(x.device)}"
+        cfg = _pick(key, cands, run)
+    run(cfg)
+    return y.reshape(*x.shape[:-1], n)
