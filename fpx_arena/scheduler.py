@@ -140,28 +140,45 @@ class _Decision:
         self.timing = None
 
 
-def _legal_check(action_space, observation, info):
-    """A function action -> bool for this decision's observation (space plus action mask)."""
-    mask = None
-    if isinstance(observation, dict) and "action_mask" in observation:
-        mask = observation["action_mask"]
-    elif isinstance(info, dict) and "action_mask" in info:
-        mask = info["action_mask"]
-    n = getattr(action_space, "n", None)
+def _decide(agent, observation, info, n, space):
+    """One act() with containment -> (action, status, error text). An exception, None, an
+    action outside the space or masked by the observation's action mask never reach the game."""
+    try:
+        action = agent.act(observation, info)
+    except Exception as e:  # an agent's bug must not stop the match
+        return None, ERROR, f"{type(e).__name__}: {e}"
+    if action is None:
+        return None, ABSTAINED, None
+    if n is not None:  # Discrete: the hot path, no numpy calls
+        if type(action) is not int:
+            if not isinstance(action, np.integer):  # bools and strings too
+                return None, INVALID, None
+            action = int(action)
+        if not 0 <= action < n:
+            return None, INVALID, None
+        mask = observation.get("action_mask") if type(observation) is dict else None
+        if mask is None and info:
+            mask = info.get("action_mask")
+        if mask is not None and not mask[action]:
+            return None, INVALID, None
+        return action, OK, None
+    try:
+        ok = space.contains(np.asarray(action, dtype=space.dtype))
+    except Exception:
+        ok = False
+    if not ok:
+        return None, INVALID, None
+    return (action.tolist() if isinstance(action, np.ndarray) else action), OK, None
 
-    def legal(action) -> bool:
-        if n is not None:  # Discrete: fast path, no numpy
-            if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-                return False
-            if not 0 <= action < n:
-                return False
-            return mask is None or bool(mask[action])
-        try:
-            return action_space.contains(np.asarray(action, dtype=action_space.dtype))
-        except Exception:
-            return False
 
-    return legal
+def _count_failure(stats: AgentStats, status: int, error) -> None:
+    if status == INVALID:
+        stats.invalid += 1
+    elif status == ERROR:
+        stats.errors += 1
+        stats.last_error = error
+    elif status == ABSTAINED:
+        stats.abstained += 1
 
 
 def _device_sync():
@@ -172,24 +189,6 @@ def _device_sync():
 
 def _agent_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, index, 0xA6E7]).generate_state(1)[0])
-
-
-def _call_act(agent, observation, info, legal, decision: _Decision):
-    """Run one act() with containment: the decision's action and status are filled in."""
-    try:
-        action = agent.act(observation, info)
-    except Exception as e:  # an agent's bug must not stop the match
-        decision.status = ERROR
-        decision.action = None
-        return f"{type(e).__name__}: {e}"
-    decision.timing = getattr(agent, "last_timing", None)
-    if action is None:
-        decision.status = ABSTAINED
-    elif not legal(action):
-        decision.status = INVALID
-    else:
-        decision.action = action.item() if isinstance(action, np.generic) else action
-    return None
 
 
 class _Worker(threading.Thread):
@@ -205,8 +204,9 @@ class _Worker(threading.Thread):
             job = self.jobs.get()
             if job is None:
                 return
-            decision, observation, info, legal = job
-            error = _call_act(self.agent, observation, info, legal, decision)
+            decision, observation, info, n, space = job
+            decision.action, decision.status, error = _decide(self.agent, observation, info, n, space)
+            decision.timing = getattr(self.agent, "last_timing", None)
             self.results.put((self.index, decision, time.perf_counter(), error))
 
 
@@ -282,6 +282,13 @@ def run_match(env, agents: dict, *, tick_hz: float | None = None, clock: str = "
     noop = {a: getattr(env, "noop_action", lambda _a: 0)(a) for a in ids}
     set_order = getattr(env, "set_arrival_order", None)
 
+    n_of = {a: getattr(env.action_space(a), "n", None) for a in ids}
+    space_of = {a: env.action_space(a) for a in ids}
+    fixed_ms = {a: 0.0 if clock == "lockstep" else None for a in ids}
+    for a, p in profiles.items():
+        if p.distribution.get("kind") == "constant":
+            fixed_ms[a] = p.distribution["ms"] + delay[a]
+    repeat = {a: late_of[a] == "repeat" for a in ids}
     trace = Trace(agents=ids)
     inflight: dict[str, _Decision | None] = {a: None for a in ids}
     last_decided = dict(noop)
@@ -299,23 +306,14 @@ def run_match(env, agents: dict, *, tick_hz: float | None = None, clock: str = "
     t0 = time.perf_counter()
     tick = 0
 
-    def finish(a, d: _Decision, error):
+    def finish(a, d: _Decision, error):  # wall clock: a decision that has landed
         s = stats[a]
         s.decisions += 1
         if d.status == OK:
             s.latencies_ms.append(d.latency_ms)
-        elif d.status == INVALID:
-            s.invalid += 1
-        elif d.status == ERROR:
-            s.errors += 1
-            s.last_error = error
-        elif d.status == ABSTAINED:
-            s.abstained += 1
+        else:
+            _count_failure(s, d.status, error)
         trace.decisions.append((index[a], d.start_tick, d.land_tick, d.latency_ms, d.status, d.timing))
-
-    def land_tick_for(start_tick, latency_ms):
-        # first tick at or after start*dt + L; the epsilon absorbs float noise in k*dt
-        return start_tick + max(0, math.ceil(latency_ms / dt_ms - 1e-9))
 
     try:
         while env.agents and tick < limit:
@@ -366,38 +364,48 @@ def run_match(env, agents: dict, *, tick_hz: float | None = None, clock: str = "
                     inflight[a] = None
                     if d.status == OK:
                         fresh[a] = d.action
-                        order.append((d.start_tick * dt_ms + d.latency_ms, a))
+                        if set_order is not None:
+                            order.append((d.start_tick * dt_ms + d.latency_ms, a))
                 if inflight[a] is None and a not in abandoned:
-                    d = _Decision(tick, time.perf_counter() if wall else 0.0)
-                    obs, info = observations[a], infos.get(a, {})
-                    legal = _legal_check(env.action_space(a), obs, info)
+                    obs, info = observations[a], infos.get(a) or {}
                     if wall:
-                        inflight[a] = d
-                        workers[a].jobs.put((d, obs, info, legal))
+                        d = inflight[a] = _Decision(tick, time.perf_counter())
+                        workers[a].jobs.put((d, obs, info, n_of[a], space_of[a]))
                         continue
+                    agent = agents[a]
                     if clock == "measured":
                         started = time.perf_counter()
-                        error = _call_act(agents[a], obs, info, legal, d)
+                        action, status, error = _decide(agent, obs, info, n_of[a], space_of[a])
                         _device_sync()
-                        d.latency_ms = (time.perf_counter() - started) * 1000.0 + delay[a]
+                        latency_ms = (time.perf_counter() - started) * 1000.0 + delay[a]
                     else:
-                        error = _call_act(agents[a], obs, info, legal, d)
-                        if clock == "profile":
-                            d.latency_ms = profiles[a].sample(rngs[a]) + delay[a]
-                    if bank is not None and d.latency_ms > deadline and bank[a] > 0:
-                        paid = min(bank[a], d.latency_ms - deadline)
+                        action, status, error = _decide(agent, obs, info, n_of[a], space_of[a])
+                        latency_ms = fixed_ms[a] if fixed_ms[a] is not None else \
+                            profiles[a].sample(rngs[a]) + delay[a]
+                    if bank is not None and latency_ms > deadline and bank[a] > 0:
+                        paid = min(bank[a], latency_ms - deadline)
                         bank[a] -= paid
-                        d.latency_ms -= paid
-                    d.land_tick = land_tick_for(tick, d.latency_ms)
-                    finish(a, d, error)
-                    if d.land_tick == tick:
-                        if d.status == OK:
+                        latency_ms -= paid
+                    # first tick at or after start*dt + L; the epsilon absorbs float noise in k*dt
+                    land = tick + max(0, math.ceil(latency_ms / dt_ms - 1e-9)) if latency_ms else tick
+                    s = stats[a]
+                    s.decisions += 1
+                    if status == OK:
+                        s.latencies_ms.append(latency_ms)
+                    else:
+                        _count_failure(s, status, error)
+                    trace.decisions.append((index[a], tick, land, latency_ms, status,
+                                            getattr(agent, "last_timing", None)))
+                    if land == tick:
+                        if status == OK:
                             if a in fresh:  # an older decision landed this tick too: the newer wins
                                 order = [o for o in order if o[1] != a]
-                            fresh[a] = d.action
-                            order.append((tick * dt_ms + d.latency_ms, a))
+                            fresh[a] = action
+                            if set_order is not None:
+                                order.append((tick * dt_ms + latency_ms, a))
                     else:
-                        inflight[a] = d
+                        d = inflight[a] = _Decision(tick)
+                        d.land_tick, d.latency_ms, d.action, d.status = land, latency_ms, action, status
             actions = {}
             late_mask = 0
             for a in live:
@@ -406,7 +414,7 @@ def run_match(env, agents: dict, *, tick_hz: float | None = None, clock: str = "
                 else:
                     late_mask |= 1 << index[a]
                     stats[a].missed_ticks += 1
-                    actions[a] = last_decided[a] if late_of[a] == "repeat" else noop[a]
+                    actions[a] = last_decided[a] if repeat[a] else noop[a]
             if set_order is not None:
                 # fresh orders in arrival order, exact ties and late-policy orders in a seeded
                 # random order, so that no agent id is favoured
