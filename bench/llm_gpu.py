@@ -32,15 +32,15 @@ import torch
 # transformers probes for the Hugging Face `kernels` package by importing the top-level name
 # `kernels`; with this checkout on sys.path that would be our kernels/ folder. Let it probe
 # before the checkout is on the path (the answer is cached).
-import transformers  # noqa: E402
-from transformers.utils import import_utils  # noqa: E402
+import transformers
+from transformers.utils import import_utils
 
 import_utils.is_kernels_available()
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fpx_arena.llm.checkpoint import hf_name  # noqa: E402
-from fpx_arena.llm.cuda_graph import GraphDecoder  # noqa: E402
-from fpx_arena.llm.model import ModelConfig, Transformer, init_random  # noqa: E402
+from fpx_arena.llm.checkpoint import hf_name
+from fpx_arena.llm.cuda_graph import GraphDecoder
+from fpx_arena.llm.model import ModelConfig, Transformer, init_random
 
 PROMPT, NEW, REPS = 128, 128, 3
 
@@ -166,7 +166,7 @@ def copy_rate(device) -> float:
 
 
 def card_slug(name: str) -> str:
-    m = re.search(r"(H100|H200|A100|L40S|B200|GH200)", name, re.I)
+    m = re.search(r"(H100|H200|A100|L40S|B200|GH200)", name, re.IGNORECASE)
     return m.group(1).lower() if m else re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
@@ -239,7 +239,7 @@ def main():
     print(f"\n{card}, bf16, batch 1, ms/token (median of {REPS}), {PROMPT}-token prompt, {NEW} new tokens")
     print(f"{'shape':<14}{'floor':>8}{'eager':>9}{'graph':>9}{'compile':>9}{'HF gen':>9}{'HF/graph':>9}")
     for name, r in result["shapes"].items():
-        def f(k):
+        def f(k, r=r):
             return f"{r[k]:9.2f}" if k in r else f"{'-':>9}"
         speedup = r["hf_generate_ms"] / r["ours_graph_ms"] if "ours_graph_ms" in r else float("nan")
         print(f"{name:<14}{r['floor_ms']:8.2f}{f('ours_eager_ms')}{f('ours_graph_ms')}"

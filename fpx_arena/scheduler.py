@@ -263,7 +263,6 @@ def run_match(env, agents: dict, *, tick_hz: float | None = None, clock: str = "
             profiles[a] = LatencyProfile.coerce(latency[a], agent=a)
 
     observations, infos = env.reset(seed=seed)
-    n = len(ids)
     index = {a: i for i, a in enumerate(ids)}
     stats = {a: AgentStats(spec=str(getattr(agents[a], "spec", type(agents[a]).__name__))) for a in ids}
     disabled = set()

@@ -5,9 +5,15 @@ import types
 import numpy as np
 import pytest
 import torch
+from fpx_arena.agents.llm import (
+    LLMAgent,
+    PromptBuilder,
+    build_prompt,
+    get_model,
+    parse_action,
+)
 
 from fpx_arena import agents, games
-from fpx_arena.agents.llm import LLMAgent, PromptBuilder, build_prompt, get_model, parse_action
 from fpx_arena.errors import SpecError, UserError
 from fpx_arena.llm.registry import smollm2_path
 from fpx_arena.llm.synthetic import build_hf_checkpoint

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from safetensors.torch import load_file, save_file
 
 from fpx_arena.errors import CheckpointError, UserError
@@ -38,9 +37,11 @@ def edit_weights(folder, fn):
 
 def edit_config(folder, **changes):
     path = os.path.join(folder, "config.json")
-    cfg = json.load(open(path))
+    with open(path) as f:
+        cfg = json.load(f)
     cfg.update(changes)
-    json.dump(cfg, open(path, "w"))
+    with open(path, "w") as f:
+        json.dump(cfg, f)
 
 
 def fails(source, *needles, exc=CheckpointError, **kw):

@@ -218,6 +218,9 @@ def test_market_frames_show_book_chart_and_traders(tmp_path):
     for cell, a in zip(trader_rects(3, traders), data["agents"]):
         assert count(surf, cell, screen.colors[a], tol=4) > 50
     assert any(snap["agents"][a]["position"] != 0 or snap["agents"][a]["pnl"] != 0 for a in data["agents"])
+    # seeking re-simulates the recorded match exactly (arrival orders included)
+    assert cursor.seek(cursor.total).state_digest() == data["final_digest"]
+    assert cursor.seek(37).state_digest() == ReplayCursor(data).seek(37).state_digest()
     # the slow trader's late ticks are marked in its row
     timeline = ReplayTimeline(data)
     late = next(k for k in range(1, 200) if timeline.views(k)[1].late)

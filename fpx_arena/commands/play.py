@@ -34,6 +34,8 @@ def run(args) -> int:
         raise UserError(f"{args.game} has players {', '.join(env.possible_agents)}; "
                         f"unknown: {', '.join(sorted(unknown))}")
     specs = {a: specs.get(a, "random") for a in env.possible_agents}
+    if not args.watch and any(spec.split("?")[0] == "human" for spec in specs.values()):
+        raise UserError("a human player needs the viewer's window: add --watch (and --clock wall to play in real time)")
     latency = latency_for(args, env.possible_agents, specs)
     players = {a: agent_registry.make(spec) for a, spec in specs.items()}
     kwargs = dict(tick_hz=args.tick_hz, clock=args.clock, late=args.late, seed=args.seed,
@@ -57,6 +59,10 @@ def run(args) -> int:
     return 0
 
 
+def _ms(value) -> str:
+    return f"{value:8.2f}" if value is not None else f"{'-':>8}"
+
+
 def format_result(result) -> str:
     lines = [f"{result.game}: seed {result.seed}, clock {result.clock}, {result.tick_hz:g} Hz, "
              f"{result.ticks} ticks, winner: {result.winner or 'draw'}"]
@@ -65,9 +71,8 @@ def format_result(result) -> str:
     lines += [header, "-" * len(header)]
     for a, s in result.stats.items():
         lat = s.latency_summary()
-        fmt = lambda v: f"{v:8.2f}" if v is not None else f"{'-':>8}"
-        lines.append(f"{a:<7} {s.spec[:28]:<28} {s.reward:9.2f} {s.decisions:9d} {fmt(lat['mean_ms'])} "
-                     f"{fmt(lat['p99_ms'])} {s.missed_ticks:7d} {s.invalid:7d} {s.errors:6d} {s.timeouts:8d}")
+        lines.append(f"{a:<7} {s.spec[:28]:<28} {s.reward:9.2f} {s.decisions:9d} {_ms(lat['mean_ms'])} "
+                     f"{_ms(lat['p99_ms'])} {s.missed_ticks:7d} {s.invalid:7d} {s.errors:6d} {s.timeouts:8d}")
     metrics = {a: s.metrics for a, s in result.stats.items() if s.metrics}
     if metrics:
         keys = sorted({k for m in metrics.values() for k in m if isinstance(m[k], (int, float))})

@@ -39,7 +39,7 @@ def run(args) -> int:
             mask = obs[a].get("action_mask") if isinstance(obs[a], dict) else None
             legal = np.flatnonzero(mask) if mask is not None else np.arange(env.action_space(a).n)
             actions[a] = int(rng.choice(legal))
-        obs, _, terms, truncs, infos = env.step(actions)
+        obs, _, _, _, infos = env.step(actions)
         if not env.agents:
             raise UserError(f"the game ended within {args.ticks} ticks; use fewer")
     llm = LLMAgent(args.model, args.precision, mode=args.mode, max_tokens=args.max_tokens, device=args.device)

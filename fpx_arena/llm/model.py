@@ -67,7 +67,7 @@ class ModelConfig:
 
     # Shapes of well-known models, for benchmarks with random weights.
     @classmethod
-    def preset(cls, name: str) -> "ModelConfig":
+    def preset(cls, name: str) -> ModelConfig:
         presets = {
             "smollm2-135m": dict(arch="llama", vocab_size=49152, dim=576, n_layers=30, n_heads=9,
                                  n_kv_heads=3, head_dim=64, intermediate_size=1536,
@@ -323,7 +323,7 @@ class Transformer(nn.Module):
         ids = torch.as_tensor(ids, device=self.device)
         if ids.dim() == 1:
             ids = ids[None]
-        B, T = ids.shape
+        T = ids.shape[1]
         if T == 0:
             raise ValueError("prefill needs at least one token")
         start = cache.length

@@ -70,7 +70,7 @@ def list_models() -> list[ModelEntry]:
             continue
         for entry in sorted(os.listdir(root)):
             hit = _as_model(os.path.join(root, entry))
-            name = entry[:-5] if entry.endswith(".gguf") else entry
+            name = entry.removesuffix(".gguf")
             if hit and all(m.name != name for m in found):
                 found.append(ModelEntry(name, hit[0], "$FPX_ARENA_MODELS", hit[1]))
     return found

@@ -127,7 +127,8 @@ def write_gguf(path: str, hf_model, folder: str, qtype: str = "F32", arch: str |
     w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
     w.add_vocab_size(cfg.vocab_size)
     w.add_rope_dimension_count(cfg.hidden_size // n_head)
-    tok = json.load(open(os.path.join(folder, "tokenizer.json"), encoding="utf-8"))
+    with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
+        tok = json.load(f)
     vocab = dict(tok["model"]["vocab"])
     for added in tok.get("added_tokens", []):
         vocab[added["content"]] = added["id"]

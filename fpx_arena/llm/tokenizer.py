@@ -83,7 +83,7 @@ class Tokenizer:
         return self._render_builtin(messages, add_generation_prompt)
 
     def _render_builtin(self, messages, add_generation_prompt):
-        has = lambda t: self.tk.token_to_id(t) is not None  # noqa: E731
+        has = lambda t: self.tk.token_to_id(t) is not None
         if has("<|im_start|>"):
             text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
             return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
@@ -107,7 +107,7 @@ class Tokenizer:
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
-    def from_hf_folder(cls, folder: str) -> "Tokenizer":
+    def from_hf_folder(cls, folder: str) -> Tokenizer:
         path = os.path.join(folder, "tokenizer.json")
         if not os.path.isfile(path):
             raise CheckpointError(f"{folder}: no tokenizer.json (a SentencePiece-only tokenizer.model "
@@ -132,7 +132,7 @@ class Tokenizer:
         return cls(tk, bos_token=bos, eos_token=eos, add_bos=bool(add_bos), chat_template=template)
 
     @classmethod
-    def from_gguf(cls, fields: dict, source: str = "") -> "Tokenizer":
+    def from_gguf(cls, fields: dict, source: str = "") -> Tokenizer:
         kind = fields.get("tokenizer.ggml.model")
         tokens = fields.get("tokenizer.ggml.tokens")
         if kind is None or tokens is None:

@@ -47,8 +47,8 @@ def watch_live(env, players: dict, *, speed: float = 1.0, hitboxes: bool = False
     try:
         result = run_match(env, players, on_tick=view.on_tick, **run_match_kwargs)
         result.viewer = {"frames_drawn": view.frames_drawn, "frames_skipped": view.frames_skipped,
-                         "draw_times_s": view.draw_times_s, "overruns": view.overruns, "closed_early": view.screen.controls.quit,
-                         "video_driver": view.screen.video_driver}
+                         "draw_times_s": view.draw_times_s, "overruns": view.overruns,
+                         "closed_early": view.screen.controls.quit, "video_driver": view.screen.video_driver}
         if hold and not view.screen.controls.quit and os.environ.get("SDL_VIDEODRIVER") != "dummy":
             view.hold(result, hold_seconds)
         return result

@@ -24,6 +24,12 @@ class ReplayCursor:
             self.env.reset(seed=data["seed"])
         except Exception as e:
             raise ReplayError(f"cannot reset game {data['game']!r} of this replay: {e}") from None
+        # the order in which the agents' actions arrived each tick (markets execute in it)
+        self.arrival = data.get("arrival") or []
+        if self.arrival and (not hasattr(self.env, "set_arrival_order") or len(self.arrival) != self.total):
+            raise ReplayError(f"replay carries {len(self.arrival)} arrival orders for {self.total} ticks of a "
+                              "game that " + ("takes none" if not hasattr(self.env, "set_arrival_order")
+                                              else "needs one per tick"))
         self.frame = 0
         self.on_step = on_step  # on_step(frame, env) after every step, e.g. to chart the past
         self._saved = {0: copy.deepcopy(self.env)}
@@ -54,6 +60,8 @@ class ReplayCursor:
         row = self.actions[t]
         actions = {a: act for a, act in zip(self.agents, row) if act is not None and a in env.agents}
         try:
+            if self.arrival:
+                env.set_arrival_order([self.agents[i] for i in self.arrival[t]])
             env.step(actions)
         except Exception as e:
             raise ReplayError(f"tick {t}: the game rejected the recorded actions {row!r}: {e}") from None
