@@ -165,10 +165,21 @@ def main() -> int:
                     help="stop starting new (shape, M) cases after this many seconds")
     ap.add_argument("--out", default=None)
     ap.add_argument("--sass-dir", default=None, help="also write the SASS summary (needs cuobjdump)")
+    ap.add_argument("--profile", default=None, metavar="FMT:NxK:M",
+                    help="only run one qlinear 30 times (for ncu), e.g. nvfp4:28672x4096:1")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("bench/kernels.py needs a CUDA GPU", file=sys.stderr)
         return 2
+    if args.profile:
+        fmt, nk, m = args.profile.split(":")
+        n, k = (int(v) for v in nk.split("x"))
+        qw = quantize_weight(torch.randn(n, k, device="cuda") * 0.02, fmt)
+        x = torch.randn(int(m), k, device="cuda").to(torch.bfloat16)
+        for _ in range(30):
+            qlinear(x, qw)
+        torch.cuda.synchronize()
+        return 0
     torch.backends.cuda.matmul.allow_tf32 = False
     t0 = time.time()
     dev = torch.device("cuda")
@@ -225,12 +236,14 @@ def main() -> int:
                         n * k + 4 * n + mp * k + 4 * mp + 2 * mp * n)
                 except Exception as e:
                     failures.append({**row_base, "variant": "scaled_mm", "error": repr(e)[:300]})
-                errs = {}
+                errs, configs = {}, {}
                 for f in fmts:
                   try:
                     qs = qws[f]
                     y = qlinear(xs[0], qs[0])                       # tunes (first call)
                     torch.cuda.synchronize()
+                    configs[f] = str(ops.last_choice.get("config"))
+                    chosen = ops.last_choice.get("config")
                     if m <= 1024:
                         act = ops.uses_fp8_activations(qs[0], m, None)
                         ref_x = xs[0].float()
@@ -246,10 +259,9 @@ def main() -> int:
                     if f == "fp8" and ops.uses_fp8_activations(qs[0], m, None):
                         xq, xsc = ops.quantize_act_fp8(xs[0])
                         yy = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
-                        key = [kk for kk in ops._tuned if kk.startswith(f"w8a8|fp8|{n}|{k}|{ops.m_bucket(m)}|")]
-                        cfg = ops._tuned[key[0]] if key else ops.w8a8_candidates(m)[0]
                         tg = graph_time_us(lambda i: ops._launch_w8a8(
-                            ops._kernels(False), xq, xsc, qs[i % len(qs)], None, yy, cfg), len(qs))
+                            ops._kernels(False), xq, xsc, qs[i % len(qs)], None, yy, chosen),
+                            len(qs))
                         res["fp8_gemm_only"] = (tg, qs[0].nbytes + m * k + 4 * m + 2 * m * n)
                   except Exception as e:
                     failures.append({**row_base, "variant": f, "error": repr(e)[:600]})
@@ -257,13 +269,11 @@ def main() -> int:
                     torch.cuda.synchronize()
                 base = res["bf16"][0]
                 for var, (t, nbytes) in res.items():
-                    cfgkey = [kk for kk in ops._tuned if f"|{n}|{k}|{ops.m_bucket(m)}|" in kk
-                              and kk.split("|")[1] == var]
                     rows.append({**row_base, "variant": var, "us": t,
                                  "GBps": nbytes / t / 1e3, "TFLOPs": 2 * m * n * k / t / 1e6,
                                  "frac_copy_bw": nbytes / t / 1e3 / (bw / 1e9),
                                  "speedup_vs_bf16": base / t, "rel_err": errs.get(var),
-                                 "config": str(ops._tuned[cfgkey[0]]) if cfgkey else None})
+                                 "config": configs.get(var.replace("_gemm_only", ""))})
                 line = " ".join(f"{v}={res[v][0]:.1f}" for v in res)
                 print(f"{set_name:3s} {name:8s} {n:6d}x{k:<6d} M={m:<5d} us: {line}", flush=True)
             del w_bf16, w_f8, qws, w_ref

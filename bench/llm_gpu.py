@@ -127,27 +127,35 @@ def build_hf_from(model: Transformer | None, c: ModelConfig, device):
 
 
 def check_against_hf(device) -> dict:
-    """SmolLM2 shape, shared random weights: our bf16 logits vs transformers', graph vs eager."""
+    """SmolLM2 shape, shared random weights: our bf16 logits vs transformers'; graph decode vs
+    eager decode vs the full forward, in bf16 and in fp32 (where they must agree to ~1e-6:
+    in bf16 every path rounds differently, and the bf16 figures show how much)."""
     c = ModelConfig.preset("smollm2-135m")
     ours = build_ours(c, device)
     hf = build_hf_from(ours, c, device)
     ids = torch.randint(0, c.vocab_size, (1, 64), generator=torch.Generator().manual_seed(1)).to(device)
     with torch.inference_mode():
         ref = hf(ids).logits.float()
-    mine = ours.logits(ids)
-    cache = ours.new_cache(96)
-    ours.prefill(ids[0, :32], cache)
-    graph = GraphDecoder(ours, cache)
-    eager_cache = ours.new_cache(96)
-    ours.prefill(ids[0, :32], eager_cache)
-    worst = 0.0
-    for t in range(32, 64):
-        g = graph(ids[0, t]).float()
-        e = ours.decode(int(ids[0, t]), eager_cache)[0]
-        worst = max(worst, float((g - e).norm() / e.norm()))
-    rel = float((mine - ref).norm() / ref.norm())
-    del ours, hf
-    return {"logits_rel_err_vs_transformers_bf16": rel, "graph_vs_eager_decode_rel_err_max": worst}
+    out = {"logits_rel_err_vs_transformers_bf16": float((ours.logits(ids) - ref).norm() / ref.norm())}
+    del hf
+    for dtype in (torch.bfloat16, torch.float32):
+        model = ours if dtype == torch.bfloat16 else ours.float()  # .to() would also round inv_freq
+        model.dtype = dtype  # the KV cache's dtype
+        full = model.logits(ids)[0]
+        cache, eager_cache = model.new_cache(96), model.new_cache(96)
+        model.prefill(ids[0, :32], cache)
+        graph = GraphDecoder(model, cache)
+        model.prefill(ids[0, :32], eager_cache)
+        g_vs_e = e_vs_full = 0.0
+        for t in range(32, 64):
+            g = graph(ids[0, t]).float()
+            e = model.decode(int(ids[0, t]), eager_cache)[0]
+            g_vs_e = max(g_vs_e, float((g - e).norm() / e.norm()))
+            e_vs_full = max(e_vs_full, float((e - full[t]).norm() / full[t].norm()))
+        tag = "bf16" if dtype == torch.bfloat16 else "fp32"
+        out[f"graph_vs_eager_decode_max_rel_err_{tag}"] = g_vs_e
+        out[f"eager_decode_vs_full_forward_max_rel_err_{tag}"] = e_vs_full
+    return out
 
 
 def copy_rate(device) -> float:
@@ -176,6 +184,7 @@ def main():
     ap.add_argument("--compile-shapes", default="smollm2-135m,llama-3.2-1b",
                     help="shapes also timed with torch.compile + CUDA graph (last: compiling is slow)")
     ap.add_argument("--out", default=os.environ.get("OUT") or "bench/results")
+    ap.add_argument("--check-only", action="store_true", help="only the correctness checks")
     args = ap.parse_args()
     device = torch.device("cuda")
     card = torch.cuda.get_device_name(device)
@@ -192,6 +201,8 @@ def main():
     except Exception as e:  # keep timing even if the check itself breaks
         result["check"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
     print(f"{card}: copy {rate / 1e12:.2f} TB/s; check {result['check']}", flush=True)
+    if args.check_only:
+        return
 
     def save():  # after every step: a run cut short still leaves its numbers
         with open(path, "w") as f:

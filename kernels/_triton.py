@@ -87,6 +87,46 @@ def _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out
 # ----------------------------------------------------------------------------- weight-only matmul
 
 @triton.jit
+def _fp4_group(W, KS, offs_n, n_mask, g, n_words, n_scales, BN: tl.constexpr, FMT: tl.constexpr,
+               USE_ASM: tl.constexpr, EVEN: tl.constexpr):
+    """One 64-wide K group of FP4 weights as a [BN, 64] fp16 operand, block scales applied.
+    Column c = 4 j + p holds plane p of slot j (K offset 16 b + 4 p + 2 h + l, j = 8 h + 2 b + l)."""
+    j16 = tl.arange(0, 16)
+    widx = g * 16 + j16
+    if EVEN:
+        w = tl.load(W + offs_n[:, None] * n_words + widx[None, :])
+    else:
+        w = tl.load(W + offs_n[:, None] * n_words + widx[None, :],
+                    mask=n_mask[:, None] & (widx < n_words)[None, :], other=0)
+    if FMT == 1:
+        sj = g * 4 + tl.arange(0, 4)
+    else:
+        sj = g * 2 + tl.arange(0, 2)
+    if EVEN:
+        u = tl.load(KS + offs_n[:, None] * n_scales + sj[None, :])
+    else:
+        u = tl.load(KS + offs_n[:, None] * n_scales + sj[None, :],
+                    mask=n_mask[:, None] & (sj < n_scales)[None, :], other=0)
+    s = kernel_scale(u, USE_ASM)
+    if FMT == 1:    # slot j of every plane belongs to 16-block (j % 8) // 2 of the group
+        sc = tl.reshape(tl.broadcast_to(s[:, None, :, None], [BN, 2, 4, 2]), [BN, 16])
+    else:           # ... and to 32-block (j % 8) // 4
+        sc = tl.reshape(tl.broadcast_to(s[:, None, :, None, None], [BN, 2, 2, 2, 2]), [BN, 16])
+    # the four planes side by side, so one tensor-core product covers the whole group
+    a = tl.join(fp4_plane(w, 0, USE_ASM) * sc, fp4_plane(w, 2, USE_ASM) * sc)
+    b = tl.join(fp4_plane(w, 1, USE_ASM) * sc, fp4_plane(w, 3, USE_ASM) * sc)
+    return tl.reshape(tl.join(a, b), [BN, 64])
+
+
+@triton.jit
+def _permute_group(x, BM: tl.constexpr):
+    """x [BM, 64] in K order -> [64, BM] in the column order of _fp4_group."""
+    x = tl.reshape(x, [BM, 4, 2, 2, 2, 2])             # m, b, p1, p0, h, l
+    x = tl.permute(x, [4, 1, 5, 2, 3, 0])               # h, b, l, p1, p0, m
+    return tl.reshape(x, [64, BM])
+
+
+@triton.jit
 def wq_matmul_kernel(
     W, KS, WSCALE, X, Y, BIAS, PART, LOCK,
     M, N, K, stride_xm, stride_ym, out_mult,
@@ -98,6 +138,7 @@ def wq_matmul_kernel(
     HAS_BIAS: tl.constexpr,
     USE_ASM: tl.constexpr,
     EVEN: tl.constexpr,       # N % BN == 0, K % 64 == 0 and the K groups split evenly: no masks
+    XPERM: tl.constexpr,      # FP4: X is already fp16 in the column order of _fp4_group
 ):
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
@@ -113,79 +154,49 @@ def wq_matmul_kernel(
     acc = tl.full([BN, BM], 0.0, tl.float32)
 
     if FMT == 0:
+        kt = tl.arange(0, 64 * G)
         for s in range(steps):
-            for gg in tl.static_range(G):
-                k0 = (g_first + s * G + gg) * 64
-                kk = k0 + k64
-                if EVEN:
-                    w = tl.load(W + offs_n[:, None] * K + kk[None, :])
-                else:
-                    w = tl.load(W + offs_n[:, None] * K + kk[None, :],
-                                mask=n_mask[:, None] & (kk < K)[None, :], other=0)
-                w = w.to(tl.float8e4nv, bitcast=True).to(tl.float16)
-                if EVEN:
-                    x = tl.load(X + offs_m[None, :] * stride_xm + kk[:, None],
-                                mask=m_mask[None, :], other=0.0)
-                else:
-                    x = tl.load(X + offs_m[None, :] * stride_xm + kk[:, None],
-                                mask=m_mask[None, :] & (kk < K)[:, None], other=0.0)
-                acc = tl.dot(w, x.to(tl.float16), acc)
+            kk = (g_first + s * G) * 64 + kt
+            if EVEN:
+                w = tl.load(W + offs_n[:, None] * K + kk[None, :])
+                x = tl.load(X + offs_m[None, :] * stride_xm + kk[:, None],
+                            mask=m_mask[None, :], other=0.0)
+            else:
+                w = tl.load(W + offs_n[:, None] * K + kk[None, :],
+                            mask=n_mask[:, None] & (kk < K)[None, :], other=0)
+                x = tl.load(X + offs_m[None, :] * stride_xm + kk[:, None],
+                            mask=m_mask[None, :] & (kk < K)[:, None], other=0.0)
+            w = w.to(tl.float8e4nv, bitcast=True).to(tl.float16)
+            acc = tl.dot(w, x.to(tl.float16), acc)
     else:
-        j16 = tl.arange(0, 16)
-        n_words = n_groups * 16              # int16 words per row
+        n_words = n_groups * 16                    # int16 words per row
         if FMT == 1:
             n_scales = n_groups * 4                # one scale per 16-block
-            sidx = tl.arange(0, 4)
         else:
             n_scales = n_groups * 2                # one scale per 32-block
-            sidx = tl.arange(0, 2)
         for s in range(steps):
             for gg in tl.static_range(G):
                 g = g_first + s * G + gg
-                widx = g * 16 + j16
-                if EVEN:
-                    w = tl.load(W + offs_n[:, None] * n_words + widx[None, :])
-                else:
-                    w = tl.load(W + offs_n[:, None] * n_words + widx[None, :],
-                                mask=n_mask[:, None] & (widx < n_words)[None, :], other=0)
-                if FMT == 1:
-                    sj = g * 4 + sidx
-                    if EVEN:
-                        u = tl.load(KS + offs_n[:, None] * n_scales + sj[None, :])
-                    else:
-                        u = tl.load(KS + offs_n[:, None] * n_scales + sj[None, :],
-                                    mask=n_mask[:, None] & (sj < n_scales)[None, :], other=0)
-                    s4 = kernel_scale(u, USE_ASM)
-                    # slot j of every plane belongs to block (j % 8) // 2 of the group
-                    sc = tl.reshape(tl.broadcast_to(s4[:, None, :, None], [BN, 2, 4, 2]), [BN, 16])
-                else:
-                    sj = g * 2 + sidx
-                    if EVEN:
-                        u = tl.load(KS + offs_n[:, None] * n_scales + sj[None, :])
-                    else:
-                        u = tl.load(KS + offs_n[:, None] * n_scales + sj[None, :],
-                                    mask=n_mask[:, None] & (sj < n_scales)[None, :], other=0)
-                    s2 = kernel_scale(u, USE_ASM)
-                    sc = tl.reshape(tl.broadcast_to(s2[:, None, :, None, None], [BN, 2, 2, 2, 2]),
-                                    [BN, 16])
+                w = _fp4_group(W, KS, offs_n, n_mask, g, n_words, n_scales, BN, FMT, USE_ASM,
+                               EVEN)
                 kk = g * 64 + k64
-                if EVEN:
-                    x = tl.load(X + offs_m[:, None] * stride_xm + kk[None, :],
-                                mask=m_mask[:, None], other=0.0).to(tl.float16)
+                if XPERM:       # [64, BM] straight from memory (fp16, already permuted)
+                    if EVEN:
+                        x = tl.load(X + offs_m[None, :] * stride_xm + kk[:, None],
+                                    mask=m_mask[None, :], other=0.0)
+                    else:
+                        x = tl.load(X + offs_m[None, :] * stride_xm + kk[:, None],
+                                    mask=m_mask[None, :] & (kk < n_groups * 64)[:, None],
+                                    other=0.0)
                 else:
-                    x = tl.load(X + offs_m[:, None] * stride_xm + kk[None, :],
-                                mask=m_mask[:, None] & (kk < K)[None, :], other=0.0).to(tl.float16)
-                # K offset 16 b + 4 p + 2 h + l  ->  plane p, slot j = 8 h + 2 b + l
-                x = tl.reshape(x, [BM, 4, 2, 2, 2, 2])             # m, b, p1, p0, h, l
-                x = tl.permute(x, [4, 1, 5, 0, 2, 3])               # h, b, l, m, p1, p0
-                x = tl.reshape(x, [16, BM, 2, 2])
-                xe, xo = tl.split(x)                                # p0 = 0 | 1
-                x0, x2 = tl.split(xe)
-                x1, x3 = tl.split(xo)
-                acc = tl.dot(fp4_plane(w, 0, USE_ASM) * sc, x0, acc)
-                acc = tl.dot(fp4_plane(w, 1, USE_ASM) * sc, x1, acc)
-                acc = tl.dot(fp4_plane(w, 2, USE_ASM) * sc, x2, acc)
-                acc = tl.dot(fp4_plane(w, 3, USE_ASM) * sc, x3, acc)
+                    if EVEN:
+                        x = tl.load(X + offs_m[:, None] * stride_xm + kk[None, :],
+                                    mask=m_mask[:, None], other=0.0)
+                    else:
+                        x = tl.load(X + offs_m[:, None] * stride_xm + kk[None, :],
+                                    mask=m_mask[:, None] & (kk < K)[None, :], other=0.0)
+                    x = _permute_group(x.to(tl.float16), BM)
+                acc = tl.dot(w, x, acc)
 
     if SPLIT_K == 1:
         _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out_mult,
@@ -205,6 +216,21 @@ def wq_matmul_kernel(
             _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out_mult,
                     FMT, HAS_BIAS)
             tl.atomic_xchg(lock, 0, sem="relaxed", scope="gpu")     # ready for the next launch
+
+
+@triton.jit
+def permute_x_kernel(X, XP, K, KP, stride_xm, BLOCK: tl.constexpr):
+    """XP[m, c] = fp16(X[m, k(c)]) in the column order of _fp4_group (zeros past K), so that a
+    prefill matmul streams its token tiles straight into shared memory."""
+    row = tl.program_id(0)
+    c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    g = c // 64
+    r = c % 64
+    j = r // 4
+    p = r % 4
+    k = g * 64 + 16 * ((j % 8) // 2) + 4 * p + (j % 2) + 2 * (j // 8)
+    x = tl.load(X + row * stride_xm + k, mask=(k < K) & (c < KP), other=0.0)
+    tl.store(XP + row * KP + c, x.to(tl.float16), mask=c < KP)
 
 
 # ----------------------------------------------------------------------------- FP8 x FP8 matmul
@@ -281,19 +307,28 @@ def _e4m3_bits(q, USE_ASM: tl.constexpr):
 
 @triton.jit
 def act_quant_fp8_kernel(X, XQ, XS, K, stride_xm, BK: tl.constexpr, USE_ASM: tl.constexpr):
-    """Per-token FP8: XS[m] = amax(|X[m]|) / 448 (1 for a zero row), XQ[m] = e4m3(X[m] / XS[m])
-    rounded to nearest even (the division is IEEE, as in the torch reference)."""
+    """Per-token FP8: XS[m] = amax(|X[m]|) * (1/448) (1 for a zero row), XQ[m] = e4m3(X[m] * inv)
+    with inv = 1 / XS[m] (IEEE), rounded to nearest even: the same fp32 operations as the torch
+    reference. One pass when the row fits in one block (BK >= K)."""
     row = tl.program_id(0)
     offs = tl.arange(0, BK)
-    amax = tl.full([BK], 0.0, tl.float32)
-    for k in range(0, K, BK):
-        x = tl.load(X + row * stride_xm + k + offs, mask=k + offs < K, other=0.0).to(tl.float32)
-        amax = tl.maximum(amax, tl.abs(x))
-    a = tl.reduce(amax, 0, _maximum)
-    scale = tl.where(a > 0, tl.math.div_rn(a, 448.0), 1.0)
-    for k in range(0, K, BK):
-        x = tl.load(X + row * stride_xm + k + offs, mask=k + offs < K, other=0.0).to(tl.float32)
-        q = tl.clamp(tl.math.div_rn(x, scale), -448.0, 448.0)
-        tl.store(XQ + row * K + k + offs, _e4m3_bits(q, USE_ASM),
-                 mask=k + offs < K)
+    if BK >= K:
+        x = tl.load(X + row * stride_xm + offs, mask=offs < K, other=0.0).to(tl.float32)
+        a = tl.reduce(tl.abs(x), 0, _maximum)
+        scale = tl.where(a > 0, a * (1.0 / 448.0), 1.0)
+        inv = tl.math.div_rn(1.0, scale)
+        q = tl.clamp(x * inv, -448.0, 448.0)
+        tl.store(XQ + row * K + offs, _e4m3_bits(q, USE_ASM), mask=offs < K)
+    else:
+        amax = tl.full([BK], 0.0, tl.float32)
+        for k in range(0, K, BK):
+            x = tl.load(X + row * stride_xm + k + offs, mask=k + offs < K, other=0.0)
+            amax = tl.maximum(amax, tl.abs(x.to(tl.float32)))
+        a = tl.reduce(amax, 0, _maximum)
+        scale = tl.where(a > 0, a * (1.0 / 448.0), 1.0)
+        inv = tl.math.div_rn(1.0, scale)
+        for k in range(0, K, BK):
+            x = tl.load(X + row * stride_xm + k + offs, mask=k + offs < K, other=0.0)
+            q = tl.clamp(x.to(tl.float32) * inv, -448.0, 448.0)
+            tl.store(XQ + row * K + k + offs, _e4m3_bits(q, USE_ASM), mask=k + offs < K)
     tl.store(XS + row, scale)

@@ -152,17 +152,20 @@ def quantize_fp8_rows(w: torch.Tensor):
     """Per-output-channel FP8: returns (codes uint8 [N, K], scale fp32 [N]) with
     w ~= decode_e4m3(codes) * scale[:, None]. All-zero rows get scale 1."""
     amax = w.abs().amax(dim=1)
-    scale = torch.where(amax > 0, amax / E4M3_MAX, torch.ones_like(amax))
+    scale = torch.where(amax > 0, amax * (1.0 / E4M3_MAX), torch.ones_like(amax))
     return encode_e4m3(w / scale[:, None]), scale
 
 
 def quantize_fp8_tokens(x: torch.Tensor):
-    """Per-token FP8 activations: x [..., K] -> (codes uint8 [..., K], scale fp32 [...])."""
+    """Per-token FP8 activations: x [..., K] -> (codes uint8 [..., K], scale fp32 [...]).
+    scale = amax * fp32(1/448); codes = e4m3(x * (1 / scale)): two fp32 roundings spelled out,
+    so CPU, CUDA and the Triton kernel agree bit for bit."""
     _check_finite(x, "activation")
     x = x.float()
     amax = x.abs().amax(dim=-1)
-    scale = torch.where(amax > 0, amax / E4M3_MAX, torch.ones_like(amax))
-    return encode_e4m3(x / scale[..., None]), scale
+    scale = torch.where(amax > 0, amax * (1.0 / E4M3_MAX), torch.ones_like(amax))
+    inv = torch.ones_like(scale) / scale
+    return encode_e4m3(x * inv[..., None]), scale
 
 
 def quantize_nvfp4(w: torch.Tensor):
@@ -170,11 +173,13 @@ def quantize_nvfp4(w: torch.Tensor):
     global fp32 scalar tensor)."""
     n, k = w.shape
     amax = w.abs().max()
-    g = (amax / (E2M1_MAX * E4M3_MAX)) if amax > 0 else torch.ones((), device=w.device)
+    # fp32 arithmetic throughout; divisors are expanded to full tensors so that CPU and CUDA
+    # both divide exactly (a scalar divisor may become a multiply by its reciprocal)
+    g = (amax * (1.0 / (E2M1_MAX * E4M3_MAX))) if amax > 0 else torch.ones((), device=w.device)
     g = g.float()
     blocks = w.reshape(n, k // 16, 16)
     bmax = blocks.abs().amax(dim=2)
-    s_codes = encode_e4m3(bmax / (E2M1_MAX * g))
+    s_codes = encode_e4m3(bmax / (E2M1_MAX * g).expand_as(bmax))
     s = decode_e4m3(s_codes) * g                          # the real block multiplier
     safe = torch.where(s > 0, s, torch.ones_like(s))
     q = encode_e2m1(blocks / safe[..., None])

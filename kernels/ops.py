@@ -86,13 +86,15 @@ def triton_available() -> bool:
 
 @dataclass(frozen=True)
 class WQConfig:
-    """Weight-only kernel tile: BN weight rows x BM tokens, G groups of 64 K per step."""
+    """Weight-only kernel tile: BN weight rows x BM tokens, G groups of 64 K per step; ``xperm``
+    (FP4) puts the tokens in the kernel's K order with one small kernel first (prefill)."""
     BN: int
     BM: int
     G: int
     SPLIT_K: int
     num_warps: int
     num_stages: int
+    xperm: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,21 +126,24 @@ def _split_k(n: int, k: int, m: int, bn: int, bm: int, g: int, sms: int) -> int:
 
 def candidate_configs(fmt: str, m: int, n: int, k: int, sms: int = 132, interpret: bool = False):
     """The tile configurations tried for one shape (the first is the untuned default)."""
+    fp4 = fmt != "fp8"
     if interpret:                                     # small tiles keep the interpreter quick
-        bm = 16 if m <= 16 else 64
-        return [WQConfig(32, bm, 1, 2 if m <= 16 and k >= 128 else 1, 4, 1)]
+        if m <= 16:
+            return [WQConfig(32, 16, 1, 2 if k >= 128 else 1, 4, 1)]
+        return [WQConfig(32, 64, 1, 1, 4, 1, xperm=fp4)]
     out = []
     if m <= 16:
-        for bn, g, warps, stages in ((128, 1, 4, 4), (64, 1, 4, 4), (128, 2, 4, 3), (64, 2, 4, 3),
-                                     (128, 1, 8, 4)):
+        for bn, g, warps, stages in ((128, 1, 4, 4), (128, 2, 4, 3), (64, 2, 4, 4), (128, 2, 8, 4),
+                                     (64, 4, 4, 3)):
             out.append(WQConfig(bn, 16, g, _split_k(n, k, m, bn, 16, g, sms), warps, stages))
     elif m <= 64:
         for bn, bm, warps, stages in ((128, 32, 4, 4), (128, 64, 4, 3), (64, 64, 4, 4)):
-            out.append(WQConfig(bn, bm, 1, _split_k(n, k, m, bn, bm, 1, sms), warps, stages))
+            out.append(WQConfig(bn, bm, 1, _split_k(n, k, m, bn, bm, 1, sms), warps, stages,
+                                xperm=fp4))
     else:
-        for bn, bm, warps, stages in ((128, 128, 8, 3), (128, 64, 4, 4), (128, 128, 4, 3),
-                                      (256, 128, 8, 3)):
-            out.append(WQConfig(bn, bm, 1, 1, warps, stages))
+        for bn, bm, g, warps, stages in ((128, 128, 1, 8, 3), (128, 128, 2, 8, 3),
+                                         (128, 64, 1, 4, 4), (256, 128, 1, 8, 3)):
+            out.append(WQConfig(bn, bm, g, 1, warps, stages, xperm=fp4))
     return out
 
 
@@ -157,6 +162,7 @@ def w8a8_candidates(m: int, interpret: bool = False):
 _tuned: dict = {}
 _cache_loaded = False
 tune_log: list = []         # (key, config, median ms or error) of every timing the tuner made
+last_choice: dict = {}      # the kernel kind and config of the latest qlinear call (for bench/)
 
 
 def _cache_path() -> str:
@@ -250,11 +256,18 @@ def _launch_wq(mod, x2, qw: QuantizedWeight, bias, y, cfg: WQConfig, use_asm: bo
         ks, wscale = qw.codes, qw.scales
     else:
         ks, wscale = qw.kernel_scales, y
+    xperm = cfg.xperm and qw.fmt != "fp8"
+    if xperm:
+        kp = -(-k // 64) * 64
+        xp = torch.empty(m, kp, dtype=torch.float16, device=x2.device)
+        mod.permute_x_kernel[(m, -(-kp // 1024))](x2, xp, k, kp, x2.stride(0), BLOCK=1024,
+                                                  num_warps=4)
+        x2 = xp
     mod.wq_matmul_kernel[grid](
         qw.codes, ks, wscale, x2, y, bias if bias is not None else y, part, lock,
         m, n, k, x2.stride(0), y.stride(0), float(qw.out_multiplier),
         FMT=_FMT_ID[qw.fmt], BN=cfg.BN, BM=cfg.BM, G=cfg.G, SPLIT_K=cfg.SPLIT_K,
-        HAS_BIAS=bias is not None, USE_ASM=use_asm, EVEN=_even(n, k, cfg),
+        HAS_BIAS=bias is not None, USE_ASM=use_asm, EVEN=_even(n, k, cfg), XPERM=xperm,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
 
@@ -277,9 +290,9 @@ def quantize_act_fp8(x: torch.Tensor, backend: str | None = None):
     xq = torch.empty(m, k, dtype=torch.uint8, device=x.device)
     xs = torch.empty(m, dtype=torch.float32, device=x.device)
     if m:
-        mod.act_quant_fp8_kernel[(m,)](x2, xq, xs, k, x2.stride(0),
-                                       BK=min(4096, max(16, 1 << (k - 1).bit_length())),
-                                       USE_ASM=x.is_cuda, num_warps=4)
+        bk = min(16384, max(16, 1 << (k - 1).bit_length()))
+        mod.act_quant_fp8_kernel[(m,)](x2, xq, xs, k, x2.stride(0), BK=bk, USE_ASM=x.is_cuda,
+                                       num_warps=8 if bk >= 4096 else 4)
     return xq.reshape(x.shape), xs.reshape(x.shape[:-1])
 
 
@@ -378,5 +391,6 @@ def qlinear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = No
     else:
         key = f"{kind}|{qw.fmt}|{n}|{k}|{m_bucket(m)}|{x.dtype}|{_card_key(x.device)}"
         cfg = _pick(key, cands, run)
+    last_choice.update(kind=kind, config=cfg)
     run(cfg)
     return y.reshape(*x.shape[:-1], n)

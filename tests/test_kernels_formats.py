@@ -71,7 +71,7 @@ def test_quantize_weight_errors_are_clear():
 def _nvfp4_loop_reference(w):
     """NVFP4 block by block with the brute-force encoders (float32 arithmetic as specified)."""
     n, k = w.shape
-    g = w.abs().max() / (6 * 448)
+    g = w.abs().max() * (1.0 / (6 * 448))
     codes = torch.zeros(n, k, dtype=torch.uint8)
     scales = torch.zeros(n, k // 16, dtype=torch.uint8)
     for r in range(n):

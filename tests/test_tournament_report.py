@@ -106,8 +106,8 @@ def test_pareto_front_and_matrix(run):
     spec = load_spec(run / ".." / "spec.toml")
     (s,) = analyze(spec, records, n_bootstrap=0)
     names, matrix = s.winrate
-    for i, a in enumerate(names):
-        for j, b in enumerate(names):
+    for i in range(len(names)):
+        for j in range(len(names)):
             if i != j and matrix[i, j] == matrix[i, j]:
                 assert matrix[i, j] + matrix[j, i] == pytest.approx(1.0)
     timed = [r for r in s.rows if r.latency_mean_ms is not None]

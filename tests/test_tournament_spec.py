@@ -171,3 +171,30 @@ def test_workers_are_placed_one_per_gpu(monkeypatch):
     assert plan_workers(load_spec(text=GOOD), None, pending=1) == [None]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert detect_gpus() == []
+
+
+def test_latency_sources_and_precedence(tmp_path):
+    from fpx_arena.latency import LatencyProfile, save_profiles
+
+    (tmp_path / "profiles").mkdir()
+    save_profiles(tmp_path / "profiles" / "h100.json", [
+        LatencyProfile(agent="fighter/zoner", samples_ms=(80.0, 90.0)),
+        LatencyProfile.constant(5.0, agent="*"),
+    ])
+    save_profiles(tmp_path / "own.json", [LatencyProfile.constant(33.0, agent="fighter/weak")])
+    text = GOOD.replace("latency_ms = { z = 80, weak = 0, reactive = 10 }",
+                        'latency_profile = "profiles/h100.json"\nlatency_ms = { reactive = 10 }')
+    text = text.replace('spec = "fighter/weak"', 'spec = "fighter/weak"\nlatency_profile = "own.json"')
+    (tmp_path / "spec.toml").write_text(text)
+    lat = latencies(load_spec(tmp_path / "spec.toml"))["fighter"]
+    assert lat["a"] == 40.0  # the agent's own latency_ms
+    assert lat["reactive"] == 10.0  # the game's latency_ms table
+    assert lat["weak"].distribution == {"kind": "constant", "ms": 33.0}  # the agent's profile file
+    assert lat["z"].samples_ms == (80.0, 90.0)  # the game's profile file, by spec
+    # a spec the file does not name falls back to its "*" entry
+    other = text.replace('spec = "fighter/zoner"', 'spec = "fighter/turtle"')
+    (tmp_path / "spec.toml").write_text(other)
+    assert latencies(load_spec(tmp_path / "spec.toml"))["fighter"]["z"].distribution["ms"] == 5.0
+    (tmp_path / "profiles" / "h100.json").write_text("{not json")
+    with pytest.raises(SpecError, match=r"spec.toml:27: .*not valid JSON"):
+        latencies(load_spec(tmp_path / "spec.toml"))

@@ -151,16 +151,21 @@ def plots(s: ArenaSummary) -> dict[str, tuple[str, bytes]]:
     timed = [r for r in rows if r.latency_mean_ms is not None]
     if timed:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for r in timed:
+        for i, r in enumerate(timed):
             colour = "tab:red" if r.pareto else "tab:blue" if r.candidate else "tab:gray"
             yerr = [[max(r.rating - r.lower, 0)], [max(r.upper - r.rating, 0)]] if math.isfinite(r.lower) else None
             ax.errorbar(r.latency_mean_ms, r.rating, yerr=yerr, fmt="o", color=colour, capsize=3)
-            ax.annotate(r.name, (r.latency_mean_ms, r.rating), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(r.name, (r.latency_mean_ms, r.rating), textcoords="offset points", xytext=(5, 4 - 11 * (i % 3)),
+                        fontsize=8)  # staggered: agents often share a latency
         front = sorted((r for r in timed if r.pareto), key=lambda r: r.latency_mean_ms)
         if len(front) > 1:
             ax.step([r.latency_mean_ms for r in front], [r.rating for r in front], where="post",
                     color="tab:red", alpha=0.6, label="Pareto front")
         ax.axvline(s.deadline_ms, color="k", ls=":", lw=1, label=f"one tick ({s.deadline_ms:.1f} ms)")
+        lats = [r.latency_mean_ms for r in timed]
+        if max(lats) > 50 * max(min(lats), 1.0):  # scripted bots at ~0 ms beside models at ~1 s
+            ax.set_xscale("symlog", linthresh=1.0)
+            ax.set_xlim(0, max(lats) * 2)
         ax.set_xlabel("mean decision latency (ms)")
         ax.set_ylabel("Elo (Bradley-Terry, 95% CI)")
         ax.set_title(f"{s.label}: rating against latency")

@@ -63,8 +63,8 @@ def run(args) -> int:
                              progress=not args.no_progress)
     print(f"{outcome.played} matches played in {outcome.elapsed_s:.1f} s; {outcome.stored} of "
           f"{outcome.total} scheduled are stored in {outcome.db_path}", file=sys.stderr)
-    for name, reason in outcome.skipped_agents.items():
-        print(f"skipped: {reason}", file=sys.stderr)
+    if outcome.skipped_agents:
+        print(f"skipped (unavailable here): {', '.join(outcome.skipped_agents)}", file=sys.stderr)
     if args.no_report:
         return 0
     report = write_reports(run_dir, n_bootstrap=args.bootstrap, openskill=args.openskill or None)

@@ -41,6 +41,7 @@ DEFAULTS = {  # per size: peak learning rate, batch size
     "small": dict(lr=1.5e-3, batch_size=64),
 }
 MAX_POSITION = 1024
+TOKENIZER_EXAMPLES = 200_000
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -70,32 +71,37 @@ class TrainArgs:
 
 # --- data ---------------------------------------------------------------------------------------
 class TokenData:
-    """Examples packed into flat tensors: tokens, per-example start, prompt and total length."""
+    """Examples as one padded [N, longest] tensor (kept on the training device, so a step's
+    batch is a gather, not a Python loop), with each example's prompt and total length."""
 
-    def __init__(self, examples: list[tuple[list[int], list[int]]]):
+    def __init__(self, examples: list[tuple[list[int], list[int]]], pad_id: int):
         if not examples:
             raise UserError("no training examples")
-        lengths = [len(p) + len(t) for p, t in examples]
-        self.tokens = torch.tensor([i for p, t in examples for i in p + t], dtype=torch.int32)
-        self.length = torch.tensor(lengths, dtype=torch.int64)
+        self.length = torch.tensor([len(p) + len(t) for p, t in examples], dtype=torch.int64)
         self.prompt_len = torch.tensor([len(p) for p, _ in examples], dtype=torch.int64)
-        self.start = torch.cumsum(self.length, 0) - self.length
+        self.tokens = torch.full((len(examples), int(self.length.max())), pad_id, dtype=torch.int32)
+        for i, (p, t) in enumerate(examples):
+            self.tokens[i, :len(p) + len(t)] = torch.tensor(p + t, dtype=torch.int32)
 
     def __len__(self):
         return len(self.length)
 
-    def batch(self, idx: torch.Tensor, pad_id: int):
+    def to(self, device) -> "TokenData":
+        self.tokens, self.length, self.prompt_len = (x.to(device) for x in (self.tokens, self.length, self.prompt_len))
+        return self
+
+    def batch(self, idx: torch.Tensor):
         """input ids [B, L] and labels [B, L] (-100 except where the next token is an action
         token). Right padding keeps every real token's causal context unchanged."""
-        lens = self.length[idx]
+        idx = idx.to(self.tokens.device)
+        lens, plen = self.length[idx], self.prompt_len[idx]
         L = int(lens.max()) - 1
-        ids = torch.full((len(idx), L), pad_id, dtype=torch.long)
-        labels = torch.full((len(idx), L), -100, dtype=torch.long)
-        for r, i in enumerate(idx.tolist()):
-            s, n, p = int(self.start[i]), int(self.length[i]), int(self.prompt_len[i])
-            seq = self.tokens[s:s + n].long()
-            ids[r, :n - 1] = seq[:-1]
-            labels[r, p - 1:n - 1] = seq[p:]  # position j predicts token j+1
+        seq = self.tokens[idx, :L + 1].long()
+        ids, targets = seq[:, :-1], seq[:, 1:]
+        pos = torch.arange(L, device=seq.device)[None, :]
+        # position j predicts token j+1: a target when plen-1 <= j < len-1
+        is_target = (pos >= plen[:, None] - 1) & (pos < lens[:, None] - 1)
+        labels = torch.where(is_target, targets, torch.full_like(targets, -100))
         return ids, labels
 
 
@@ -187,31 +193,31 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 def make_optimizer(model, lr: float, weight_decay: float):
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    fused = next(model.parameters()).device.type == "cuda"  # one kernel for the whole update
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95),
+                             fused=fused)
 
 
-def batch_loss(model, data: TokenData, idx, pad_id, device, autocast: bool):
-    ids, labels = data.batch(idx, pad_id)
-    ids, labels = ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+def batch_loss(model, data: TokenData, idx, autocast: bool):
+    ids, labels = data.batch(idx)
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=autocast):
         logits = forward(model, ids)
     loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
-    with torch.no_grad():
+    with torch.no_grad():  # no boolean indexing: it would wait for the GPU every step
         sel = labels != -100
-        correct = (logits.argmax(-1)[sel] == labels[sel]).float().mean()
+        correct = ((logits.argmax(-1) == labels) & sel).sum() / sel.sum()
     return loss, correct
 
 
 @torch.no_grad()
-def evaluate_tokens(model, data: TokenData, pad_id, device, autocast, batch_size=128) -> dict:
+def evaluate_tokens(model, data: TokenData, autocast, batch_size=256) -> dict:
     """Mean action-token loss and token accuracy over a whole split."""
     total, correct, count = 0.0, 0.0, 0
     for lo in range(0, len(data), batch_size):
         idx = torch.arange(lo, min(lo + batch_size, len(data)))
-        ids, labels = data.batch(idx, pad_id)
-        ids, labels = ids.to(device), labels.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        ids, labels = data.batch(idx)
+        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = forward(model, ids).float()
         sel = labels != -100
         total += F.cross_entropy(logits[sel], labels[sel], reduction="sum").item()
@@ -265,11 +271,13 @@ def train(a: TrainArgs) -> dict:
 
         tk = Tokenizer.from_str(state["tokenizer"])
     else:
-        tk = vocab.train_tokenizer(dataset.corpus(train_records), a.vocab_size or VOCAB_SIZES[a.size])
+        # every k-th example is plenty for the BPE statistics, and keeps this step short
+        k = max(1, len(train_records) // TOKENIZER_EXAMPLES)
+        tk = vocab.train_tokenizer(dataset.corpus(train_records[::k]), a.vocab_size or VOCAB_SIZES[a.size])
     pad_id = tk.token_to_id(vocab.EOS)
     t_enc = time.perf_counter()
-    train_data = TokenData(dataset.encode(train_records, tk))
-    held_data = TokenData(dataset.encode(held_records, tk)) if held_records else None
+    train_data = TokenData(dataset.encode(train_records, tk), pad_id).to(device)
+    held_data = TokenData(dataset.encode(held_records, tk), pad_id).to(device) if held_records else None
     longest = int(train_data.length.max())
     if longest > MAX_POSITION:
         raise UserError(f"an example has {longest} tokens, more than the model's context of {MAX_POSITION}")
@@ -308,7 +316,7 @@ def train(a: TrainArgs) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr
         idx = step_indices(len(train_data), batch_size, a.seed, step)
-        loss, acc = batch_loss(model, train_data, idx, pad_id, device, autocast)
+        loss, acc = batch_loss(model, train_data, idx, autocast)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -321,11 +329,14 @@ def train(a: TrainArgs) -> dict:
                    "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 2)}
             if a.eval_every and held_data is not None and (done % a.eval_every == 0):
                 model.eval()
-                ev = evaluate_tokens(model, held_data, pad_id, device, autocast)
+                ev = evaluate_tokens(model, held_data, autocast)
                 model.train()
                 row["heldout_loss"], row["heldout_token_accuracy"] = round(ev["loss"], 5), round(ev["token_accuracy"], 4)
             log_rows.append(row)
             bar.set_postfix(loss=f"{running:.4f}", acc=f"{av:.3f}")
+            if not a.progress and "heldout_loss" in row:  # a quiet run still shows a pulse
+                print(f"arena-{a.size} step {done}/{a.steps}: " + ", ".join(f"{k} {v}" for k, v in row.items()
+                                                                        if k != "step"), file=sys.stderr)
         bar.update(1)
         if a.stop_after is not None and done >= a.stop_after and done < a.steps:
             save_checkpoint(done, elapsed_before + time.perf_counter() - t0)
@@ -342,16 +353,19 @@ def train(a: TrainArgs) -> dict:
         "model": f"arena-{a.size}", "size": a.size, "parameters": n_params, "config": config.to_dict(),
         "vocab_size": tk.get_vocab_size(), "steps": a.steps, "batch_size": batch_size, "peak_lr": peak_lr,
         "warmup": warmup, "weight_decay": a.weight_decay, "seed": a.seed, "storage_dtype": a.dtype,
-        "train_examples": len(train_data), "train_action_tokens": int((train_data.length - train_data.prompt_len).sum()),
+        "train_examples": len(train_data), "train_reply_tokens": int((train_data.length - train_data.prompt_len).sum()),
         "heldout_examples": len(held_data) if held_data is not None else 0,
         "longest_example_tokens": longest, "data": [os.path.normpath(d) for d in a.data],
         "data_fingerprint": fingerprint, "train_seconds": round(elapsed, 1),
         "encode_seconds": round(t0 - t_enc, 1), "device": device_name(device),
         "torch": torch.__version__, "python": platform.python_version(), "command": a.command,
         "final_train_loss": log_rows[-1]["loss"] if log_rows else None,
+        "dataset_commands": [dataset.read_meta(d).get("command", "") for d in a.data],
+        # the prompts this model knows: a change of the agent's prompt format means retraining
+        "prompt_prefixes": {k: v for d in a.data for k, v in dataset.read_meta(d)["prefixes"].items()},
     }
     if held_data is not None:
-        ev = evaluate_tokens(model, held_data, pad_id, device, autocast)
+        ev = evaluate_tokens(model, held_data, autocast)
         summary["heldout"] = {k: round(v, 5) if isinstance(v, float) else v for k, v in ev.items()}
     write_log(os.path.join(a.out, "loss.csv"), log_rows)
     export_hf(model, tk, a.out, a.dtype, summary)
