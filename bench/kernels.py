@@ -165,9 +165,15 @@ def main() -> int:
                     help="stop starting new (shape, M) cases after this many seconds")
     ap.add_argument("--out", default=None)
     ap.add_argument("--sass-dir", default=None, help="also write the SASS summary (needs cuobjdump)")
+    ap.add_argument("--report", default=None, metavar="JSON",
+                    help="print the markdown tables of a results file and exit (no GPU needed)")
     ap.add_argument("--profile", default=None, metavar="FMT:NxK:M",
                     help="only run one qlinear 30 times (for ncu), e.g. nvfp4:28672x4096:1")
     args = ap.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            print(markdown_report(json.load(f)))
+        return 0
     if not torch.cuda.is_available():
         print("bench/kernels.py needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -324,6 +330,44 @@ def print_table(summary: dict, info: dict) -> None:
         sm = v["median_vs_scaled_mm"]
         print(f"{key:28s} x{v['median_speedup_vs_bf16']:.2f}  bw {v['median_frac_copy_bw']:.2f}"
               + (f"  vs_smm {sm:.2f}" if sm else ""))
+
+
+def markdown_report(res: dict) -> str:
+    """Tables for docs/kernels.md: per-shape microseconds and the target summary."""
+    info = res["info"]
+    lines = [f"Card: {info['card']} ({info['sms']} SMs), torch {info['torch']}, triton "
+             f"{info['triton']}; copy bandwidth {info['copy_bandwidth_GBps'] / 1e3:.2f} TB/s "
+             f"(read + write). Command: `{info['command']}`.", ""]
+    variants = ["bf16", "scaled_mm", "fp8", "fp8_gemm_only", "nvfp4", "mxfp4"]
+    for set_name in ("8b", "1b"):
+        rows = [r for r in res["rows"] if r["set"] == set_name]
+        if not rows:
+            continue
+        lines += [f"**{'Llama-3-8B' if set_name == '8b' else 'Llama-3.2-1B'}**, median us per call "
+                  "(x speedup vs cuBLAS bf16; fraction of copy bandwidth)", "",
+                  "| shape (N x K) | M | " + " | ".join(variants) + " |",
+                  "|---|---|" + "---|" * len(variants)]
+        for (shape, n, k, m) in sorted({(r["shape"], r["N"], r["K"], r["M"]) for r in rows},
+                                       key=lambda t: (-t[1] * t[2], t[3])):
+            cells = []
+            for v in variants:
+                r = [x for x in rows if x["shape"] == shape and x["M"] == m and x["variant"] == v]
+                cells.append(f"{r[0]['us']:.1f} (x{r[0]['speedup_vs_bf16']:.2f}; "
+                             f"{r[0]['frac_copy_bw']:.2f})" if r else "")
+            lines.append(f"| {shape} {n}x{k} | {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["Medians over the five shapes of a model:", "",
+              "| model, M, variant | speedup vs bf16 | fraction of copy bw | vs _scaled_mm |",
+              "|---|---|---|---|"]
+    for key, v in res["summary"].items():
+        if key.endswith("|bf16"):
+            continue
+        sm = v["median_vs_scaled_mm"]
+        lines.append(f"| {key.replace('|', ', ')} | {v['median_speedup_vs_bf16']:.2f} | "
+                     f"{v['median_frac_copy_bw']:.2f} | {sm:.2f} |" if sm else
+                     f"| {key.replace('|', ', ')} | {v['median_speedup_vs_bf16']:.2f} | "
+                     f"{v['median_frac_copy_bw']:.2f} | |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,10 @@ def _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out
 def _fp4_group(W, KS, offs_n, n_mask, g, n_words, n_scales, BN: tl.constexpr, FMT: tl.constexpr,
                USE_ASM: tl.constexpr, EVEN: tl.constexpr):
     """One 64-wide K group of FP4 weights as a [BN, 64] fp16 operand, block scales applied.
-    Column c = 4 j + p holds plane p of slot j (K offset 16 b + 4 p + 2 h + l, j = 8 h + 2 b + l)."""
+    Column c = 16 p + j holds plane p of slot j (K offset 16 b + 4 p + 2 h + l, j = 8 h + 2 b + l):
+    planes side by side, so one tensor-core product covers the group, and in the order in which
+    the unpack leaves them in registers (two slots of one plane per 32-bit register), so that the
+    join/permute below costs no data movement."""
     j16 = tl.arange(0, 16)
     widx = g * 16 + j16
     if EVEN:
@@ -112,29 +115,29 @@ def _fp4_group(W, KS, offs_n, n_mask, g, n_words, n_scales, BN: tl.constexpr, FM
         sc = tl.reshape(tl.broadcast_to(s[:, None, :, None], [BN, 2, 4, 2]), [BN, 16])
     else:           # ... and to 32-block (j % 8) // 4
         sc = tl.reshape(tl.broadcast_to(s[:, None, :, None, None], [BN, 2, 2, 2, 2]), [BN, 16])
-    # the four planes side by side, so one tensor-core product covers the whole group
-    a = tl.join(fp4_plane(w, 0, USE_ASM) * sc, fp4_plane(w, 2, USE_ASM) * sc)
+    a = tl.join(fp4_plane(w, 0, USE_ASM) * sc, fp4_plane(w, 2, USE_ASM) * sc)   # [BN, 16, q]
     b = tl.join(fp4_plane(w, 1, USE_ASM) * sc, fp4_plane(w, 3, USE_ASM) * sc)
-    return tl.reshape(tl.join(a, b), [BN, 64])
+    w4 = tl.permute(tl.join(a, b), [0, 2, 3, 1])        # [BN, q, r, j], plane p = 2 q + r
+    return tl.reshape(w4, [BN, 64])
 
 
 @triton.jit
 def _permute_group(x, BM: tl.constexpr):
     """x [BM, 64] in K order -> [64, BM] in the column order of _fp4_group."""
-    x = tl.reshape(x, [BM, 4, 2, 2, 2, 2])             # m, b, p1, p0, h, l
-    x = tl.permute(x, [4, 1, 5, 2, 3, 0])               # h, b, l, p1, p0, m
+    x = tl.reshape(x, [BM, 4, 2, 2, 2, 2])             # m, b, p1, p0, h, l  (p = 2 p1 + p0)
+    x = tl.permute(x, [2, 3, 4, 1, 5, 0])               # p1, p0, h, b, l, m
     return tl.reshape(x, [64, BM])
 
 
 @triton.jit
 def wq_matmul_kernel(
     W, KS, WSCALE, X, Y, BIAS, PART, LOCK,
-    M, N, K, stride_xm, stride_ym, out_mult,
+    M, N, K, stride_xm, stride_ym, out_mult, SPLIT_K,
     FMT: tl.constexpr,        # 0 fp8 (e4m3 rows), 1 nvfp4, 2 mxfp4 (fpx-planes-v1)
     BN: tl.constexpr,         # weight rows per program (the wgmma M side, 64 or 128)
     BM: tl.constexpr,         # tokens per program (the wgmma N side, >= 16)
     G: tl.constexpr,          # 64-wide K groups per loop step
-    SPLIT_K: tl.constexpr,
+    SPLIT: tl.constexpr,      # SPLIT_K > 1: K is split over programs (grid axis 2)
     HAS_BIAS: tl.constexpr,
     USE_ASM: tl.constexpr,
     EVEN: tl.constexpr,       # N % BN == 0, K % 64 == 0 and the K groups split evenly: no masks
@@ -198,7 +201,7 @@ def wq_matmul_kernel(
                     x = _permute_group(x.to(tl.float16), BM)
                 acc = tl.dot(w, x, acc)
 
-    if SPLIT_K == 1:
+    if not SPLIT:
         _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out_mult,
                 FMT, HAS_BIAS)
     else:
@@ -226,8 +229,8 @@ def permute_x_kernel(X, XP, K, KP, stride_xm, BLOCK: tl.constexpr):
     c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     g = c // 64
     r = c % 64
-    j = r // 4
-    p = r % 4
+    p = r // 16
+    j = r % 16
     k = g * 64 + 16 * ((j % 8) // 2) + 4 * p + (j % 2) + 2 * (j // 8)
     x = tl.load(X + row * stride_xm + k, mask=(k < K) & (c < KP), other=0.0)
     tl.store(XP + row * KP + c, x.to(tl.float16), mask=c < KP)

@@ -133,9 +133,16 @@ def candidate_configs(fmt: str, m: int, n: int, k: int, sms: int = 132, interpre
         return [WQConfig(32, 64, 1, 1, 4, 1, xperm=fp4)]
     out = []
     if m <= 16:
-        for bn, g, warps, stages in ((128, 1, 4, 4), (128, 2, 4, 3), (64, 2, 4, 4), (128, 2, 8, 4),
-                                     (64, 4, 4, 3)):
-            out.append(WQConfig(bn, 16, g, _split_k(n, k, m, bn, 16, g, sms), warps, stages))
+        # decode: bytes in flight per program (BN x 64G) and programs per SM are what count
+        tiles = (((128, 1, 4, 4), (128, 2, 4, 4), (128, 4, 4, 3), (128, 2, 4, 6), (256, 2, 8, 4),
+                  (64, 4, 4, 4)) if fp4 else
+                 ((64, 4, 4, 3), (128, 2, 4, 3), (64, 2, 4, 4), (128, 4, 4, 3), (64, 4, 4, 4)))
+        for bn, g, warps, stages in tiles:
+            s0 = _split_k(n, k, m, bn, 16, g, sms)
+            for split in sorted({s0, min(2 * s0, max(1, (k // 64) // (2 * g)))}):
+                out.append(WQConfig(bn, 16, g, split, warps, stages))
+        if fp4:     # tokens pre-permuted by a small kernel: one more launch, no shuffles
+            out.append(WQConfig(128, 16, 2, _split_k(n, k, m, 128, 16, 2, sms), 4, 4, xperm=True))
     elif m <= 64:
         for bn, bm, warps, stages in ((128, 32, 4, 4), (128, 64, 4, 3), (64, 64, 4, 4)):
             out.append(WQConfig(bn, bm, 1, _split_k(n, k, m, bn, bm, 1, sms), warps, stages,
@@ -265,8 +272,8 @@ def _launch_wq(mod, x2, qw: QuantizedWeight, bias, y, cfg: WQConfig, use_asm: bo
         x2 = xp
     mod.wq_matmul_kernel[grid](
         qw.codes, ks, wscale, x2, y, bias if bias is not None else y, part, lock,
-        m, n, k, x2.stride(0), y.stride(0), float(qw.out_multiplier),
-        FMT=_FMT_ID[qw.fmt], BN=cfg.BN, BM=cfg.BM, G=cfg.G, SPLIT_K=cfg.SPLIT_K,
+        m, n, k, x2.stride(0), y.stride(0), float(qw.out_multiplier), cfg.SPLIT_K,
+        FMT=_FMT_ID[qw.fmt], BN=cfg.BN, BM=cfg.BM, G=cfg.G, SPLIT=cfg.SPLIT_K > 1,
         HAS_BIAS=bias is not None, USE_ASM=use_asm, EVEN=_even(n, k, cfg), XPERM=xperm,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 

@@ -35,6 +35,11 @@ class GraphDecoder:
         dev = model.device
         self.token = torch.zeros(1, 1, dtype=torch.long, device=dev)
         self.slot = torch.zeros(1, dtype=torch.long, device=dev)
+        if cache.length >= cache.capacity:
+            raise ValueError(f"the cache is full ({cache.capacity} positions): reserve more before capturing")
+        # warm-up and capture write one key/value at the first free slot, which the first real
+        # step overwrites (slot 0 here would clobber the prompt's first position)
+        self.slot.fill_(cache.length)
         stream = torch.cuda.Stream(dev)
         stream.wait_stream(torch.cuda.current_stream(dev))
         saved = cache.length

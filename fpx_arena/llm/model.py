@@ -8,7 +8,8 @@ input/output embeddings, and the rope frequency scaling (``rope_scaling``: linea
 Weights are in the Hugging Face layout (rope rotates the two halves of each head).
 
 Entry points on ``Transformer``:
-- ``logits(input_ids)``: full causal forward, no cache: [batch, seq] -> [batch, seq, vocab].
+- ``logits(input_ids)``: full causal forward, no cache: [batch, seq] -> [batch, seq, vocab]
+  (``forward``/``model(ids)`` is the same with autograd, for training).
 - ``prefill(ids, cache=None)`` / ``decode(token, cache=None)``: append to a ``KVCache`` and
   return the next-token logits of the last position. A model has a default cache; agents that
   share one model's weights each make their own with ``new_cache()``.
@@ -255,6 +256,8 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(Block(config, device, dtype) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.dim, config.norm_eps, device=device, dtype=dtype)
         self.lm_head = Linear(config.dim, config.vocab_size, False, device=device, dtype=dtype)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
         self.register_buffer("inv_freq", rope_inv_freq(config).to(device), persistent=False)
         self.dtype = dtype
         self.cache: KVCache | None = None  # the default cache of prefill()/decode()
@@ -284,17 +287,19 @@ class Transformer(nn.Module):
             x = x[:, out_rows]
         return self.lm_head(self.norm(x)).float()
 
-    @torch.inference_mode()
-    def logits(self, input_ids) -> torch.Tensor:
-        """Full causal forward without a cache: [batch, seq] -> [batch, seq, vocab] (fp32)."""
-        ids = torch.as_tensor(input_ids, device=self.device)
-        if ids.dim() == 1:
-            ids = ids[None]
-        T = ids.shape[1]
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Full causal forward without a cache (autograd works: training uses it):
+        [batch, seq] -> [batch, seq, vocab] fp32 logits."""
+        T = input_ids.shape[1]
         if T > self.config.max_context:
             raise ValueError(f"sequence of {T} tokens exceeds the model's context of {self.config.max_context}")
-        positions = torch.arange(T, device=self.device)
-        return self._forward(ids, positions, None, 0, None)
+        return self._forward(input_ids, torch.arange(T, device=input_ids.device), None, 0, None)
+
+    @torch.inference_mode()
+    def logits(self, input_ids) -> torch.Tensor:
+        """forward() for inference: ids as a list, [seq] or [batch, seq] -> [batch, seq, vocab]."""
+        ids = torch.as_tensor(input_ids, device=self.device)
+        return self.forward(ids[None] if ids.dim() == 1 else ids)
 
     # --- the cached path --------------------------------------------------------------------
     def new_cache(self, capacity: int = 512, batch: int = 1) -> KVCache:
@@ -408,6 +413,4 @@ def init_random(model: Transformer, seed: int = 0, std: float = 0.02) -> Transfo
             p.data.fill_(1.0)
         else:
             p.data.normal_(0.0, std, generator=g)
-    if model.config.tie_embeddings:
-        model.lm_head.weight = model.embed.weight
     return model

@@ -1,0 +1,118 @@
+"""The quantized-weight cache (written once, loaded next time, never used when damaged) and
+FP8 / FP4 / FPX LLM agents playing real matches through run_match on CPU."""
+import json
+import logging
+import os
+
+import pytest
+import torch
+
+from fpx_arena import agents, games, run_match
+from fpx_arena.llm import load_model
+from fpx_arena.llm.synthetic import build_hf_checkpoint
+
+pytest.importorskip("transformers")
+TEXT = "Player one has 100 health, player two has 73 health. Distance 4. Reply with one action name."
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_dir(tmp_path_factory):
+    old = os.environ.get("FPX_ARENA_CACHE")
+    path = str(tmp_path_factory.mktemp("fpx-cache"))
+    os.environ["FPX_ARENA_CACHE"] = path
+    yield path
+    if old is None:
+        os.environ.pop("FPX_ARENA_CACHE", None)
+    else:
+        os.environ["FPX_ARENA_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("tiny-qwen2"))
+    build_hf_checkpoint(folder, arch="qwen2", seed=9)  # biases on q/k/v, tied embeddings
+    return folder
+
+
+def logits(model):
+    return model.logits(torch.tensor([model.tokenizer.encode(TEXT)]))
+
+
+@pytest.mark.parametrize("precision", ["fp8", "nvfp4,head=fp8", "mxfp4"])
+def test_cache_is_written_once_and_loaded_next_time(tiny, precision):
+    first = load_model(tiny, precision, "cpu")
+    second = load_model(tiny, precision, "cpu")
+    assert first.load_info["qcache"] in ("miss", "hit") and second.load_info["qcache"] == "hit"
+    assert os.path.isfile(second.load_info["qcache_path"])
+    assert torch.equal(logits(first), logits(second))
+    uncached = load_model(tiny, precision, "cpu", qcache=False)
+    assert uncached.load_info["qcache"] is None and torch.equal(logits(uncached), logits(second))
+    for n, m in second.linear_layers().items():
+        if m.qweight is not None:
+            ref = uncached.get_submodule(n).qweight
+            assert torch.equal(m.qweight.codes, ref.codes) and torch.equal(m.qweight.scales, ref.scales)
+
+
+def damage_truncate(path, meta):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def damage_flip(path, meta):
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) - 40)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
+def damage_meta(path, meta):
+    d = json.load(open(meta))
+    d["parts"]["formats"]["layers.0.attn.q_proj"] = "mxfp4"
+    json.dump(d, open(meta, "w"))
+
+
+def damage_lose_meta(path, meta):
+    os.remove(meta)
+
+
+@pytest.mark.parametrize("damage, words", [(damage_truncate, "truncated"), (damage_flip, "checksum mismatch"),
+                                           (damage_meta, "does not match"), (damage_lose_meta, "metadata is missing")])
+def test_damaged_cache_is_reported_in_one_line_and_rebuilt(tiny, caplog, damage, words):
+    good = load_model(tiny, "fp8", "cpu")
+    path = good.load_info["qcache_path"]
+    meta = path[: -len(".safetensors")] + ".json"
+    assert os.path.isfile(path) and os.path.isfile(meta)
+    damage(path, meta)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fpx_arena.cache"):
+        again = load_model(tiny, "fp8", "cpu")
+    lines = [r.getMessage() for r in caplog.records if r.name == "fpx_arena.cache"]
+    assert len(lines) == 1 and words in lines[0] and "\n" not in lines[0] and "rebuilding" in lines[0], lines
+    assert again.load_info["qcache"] == "miss"  # not used: quantized afresh
+    assert torch.equal(logits(again), logits(good))
+    assert load_model(tiny, "fp8", "cpu").load_info["qcache"] == "hit"  # and rewritten whole
+
+
+def test_other_checkpoint_never_reads_this_cache(tiny, tmp_path):
+    a = load_model(tiny, "fp8", "cpu")
+    other = str(tmp_path / "other")
+    build_hf_checkpoint(other, arch="qwen2", seed=10)
+    b = load_model(other, "fp8", "cpu")
+    assert b.load_info["qcache_path"] != a.load_info["qcache_path"]
+    assert not torch.equal(logits(a), logits(b))
+
+
+@pytest.mark.parametrize("precision", ["fpx:0.3", "fp8", "fp4"])
+def test_quantized_llm_agents_play_through_run_match(tiny, precision):
+    spec = f"llm:{tiny}@{precision}?device=cpu"
+    env = games.make("fighter")
+    result = run_match(env, {"p0": agents.make(spec), "p1": agents.make("fighter/reactive")},
+                       clock="lockstep", seed=3, max_ticks=6)
+    st = result.stats["p0"]
+    assert result.ticks == 6 and st.decisions == 6 and st.errors == 0 and st.invalid == 0
+    model = agents.make(spec)
+    model.reset("p0")
+    assert model.model.precision == {"fp4": "nvfp4"}.get(precision, precision)
+    quant = [m.qweight.fmt for n, m in model.model.linear_layers().items() if n != "lm_head"]
+    assert set(quant) == ({"nvfp4", "fp8"} if precision.startswith("fpx") else {"nvfp4" if precision == "fp4" else "fp8"})
