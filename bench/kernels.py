@@ -156,6 +156,33 @@ def _loop_body(sass: str) -> list:
     return best
 
 
+def bench_format(f, qs, w_ref, xs, res, errs, configs, m, n, k) -> None:
+    """Time qlinear for one format (and, for FP8 prefill, the FP8 x FP8 kernel alone); record
+    the relative error against the fp32 product of the dequantized weight (M <= 1024)."""
+    from fpx_arena.kernels import decode_e4m3, quantize_fp8_tokens
+    nx = len(xs)
+    y = qlinear(xs[0], qs[0])                       # tunes (first call)
+    torch.cuda.synchronize()
+    chosen = ops.last_choice.get("config")
+    configs[f] = str(chosen)
+    act = ops.uses_fp8_activations(qs[0], m, None)
+    if m <= 1024:
+        ref_x = xs[0].float()
+        if act:
+            q_, s_ = quantize_fp8_tokens(xs[0])
+            ref_x = decode_e4m3(q_) * s_[:, None]
+        ref = ref_x @ w_ref.t()
+        errs[f] = float((y.float() - ref).norm() / ref.norm())
+    t = graph_time_us(lambda i: qlinear(xs[i % nx], qs[i % len(qs)]), len(qs) * nx)
+    res[f] = (t, qs[0].nbytes + 2 * m * k + 2 * m * n)
+    if f == "fp8" and act:
+        xq, xsc = ops.quantize_act_fp8(xs[0])
+        yy = torch.empty(m, n, device=xs[0].device, dtype=torch.bfloat16)
+        tg = graph_time_us(lambda i: ops._launch_w8a8(ops._kernels(False), xq, xsc,
+                                                      qs[i % len(qs)], None, yy, chosen), len(qs))
+        res["fp8_gemm_only"] = (tg, qs[0].nbytes + m * k + 4 * m + 2 * m * n)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default="8b,1b")
@@ -244,35 +271,12 @@ def main() -> int:
                     failures.append({**row_base, "variant": "scaled_mm", "error": repr(e)[:300]})
                 errs, configs = {}, {}
                 for f in fmts:
-                  try:
-                    qs = qws[f]
-                    y = qlinear(xs[0], qs[0])                       # tunes (first call)
-                    torch.cuda.synchronize()
-                    configs[f] = str(ops.last_choice.get("config"))
-                    chosen = ops.last_choice.get("config")
-                    if m <= 1024:
-                        act = ops.uses_fp8_activations(qs[0], m, None)
-                        ref_x = xs[0].float()
-                        if act:
-                            from fpx_arena.kernels import decode_e4m3, quantize_fp8_tokens
-                            q_, s_ = quantize_fp8_tokens(xs[0])
-                            ref_x = decode_e4m3(q_) * s_[:, None]
-                        ref = ref_x @ w_ref[f].t()
-                        errs[f] = float((y.float() - ref).norm() / ref.norm())
-                    t = graph_time_us(lambda i: qlinear(xs[i % nx], qs[i % len(qs)]),
-                                      len(qs) * nx)
-                    res[f] = (t, qs[0].nbytes + 2 * m * k + 2 * m * n)
-                    if f == "fp8" and ops.uses_fp8_activations(qs[0], m, None):
-                        xq, xsc = ops.quantize_act_fp8(xs[0])
-                        yy = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
-                        tg = graph_time_us(lambda i: ops._launch_w8a8(
-                            ops._kernels(False), xq, xsc, qs[i % len(qs)], None, yy, chosen),
-                            len(qs))
-                        res["fp8_gemm_only"] = (tg, qs[0].nbytes + m * k + 4 * m + 2 * m * n)
-                  except Exception as e:
-                    failures.append({**row_base, "variant": f, "error": repr(e)[:600]})
-                    print("FAILED", f, row_base, repr(e)[:300], flush=True)
-                    torch.cuda.synchronize()
+                    try:
+                        bench_format(f, qws[f], w_ref[f], xs, res, errs, configs, m, n, k)
+                    except Exception as e:
+                        failures.append({**row_base, "variant": f, "error": repr(e)[:600]})
+                        print("FAILED", f, row_base, repr(e)[:300], flush=True)
+                        torch.cuda.synchronize()
                 base = res["bf16"][0]
                 for var, (t, nbytes) in res.items():
                     rows.append({**row_base, "variant": var, "us": t,
@@ -282,7 +286,7 @@ def main() -> int:
                                  "config": configs.get(var.replace("_gemm_only", ""))})
                 line = " ".join(f"{v}={res[v][0]:.1f}" for v in res)
                 print(f"{set_name:3s} {name:8s} {n:6d}x{k:<6d} M={m:<5d} us: {line}", flush=True)
-            del w_bf16, w_f8, qws, w_ref
+            w_bf16 = w_f8 = qws = w_ref = None      # free before the next shape
             torch.cuda.empty_cache()
     summary = summarize(rows)
     out = {"info": info, "rows": rows, "summary": summary, "skipped": skipped, "failures": failures,

@@ -112,6 +112,9 @@ def main():
                   f"abstained {abstained}/{args.decisions})", flush=True)
         result["games"][game] = rows
     result["loadavg_before"], result["loadavg_after"] = load_before, os.getloadavg()
+    if max(load_before[0], result["loadavg_after"][0]) > (os.cpu_count() or 1):
+        result["note"] = ("the machine was shared: the 1-minute load average exceeded the core count, so "
+                          "these latencies include waiting for a core")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -7,9 +7,10 @@ is too large to travel to the GPU machine in one call). For fp8, nvfp4, mxfp4 an
 
 - logits of the model with every quantized layer on the Triton kernels and on the torch
   reference (``qlinear(..., backend="torch")``: dequantize + fp32 matmul), for prompts of 1, 16
-  and 128 tokens (the W8A8 FP8 kernel runs from 64 tokens). Tolerance: the two paths differ by
-  accumulation order and bf16 rounding of each layer's output only, so their difference must
-  stay below 10% of the format's own error (quantized vs bf16 logits) and below 2% relative L2.
+  and 128 tokens (the W8A8 FP8 kernel runs from 64 tokens). Tolerance: the two paths share the
+  quantized weights and differ only by accumulation order and rounding inside each layer, so
+  their logits must differ by at most 2% relative L2 and at most 4x the bf16 floor (how far
+  the dense bf16 model's logits are from the fp32 model's: rounding noise of the same kind).
 - load time (median of 3): ``load_model`` with the cache off (read + quantize on the GPU)
   against a cache hit (read the cached safetensors, verify its sha256, no quantization).
 
@@ -88,6 +89,10 @@ def main() -> int:
 
     base, _ = timed_load("bf16")  # also warms CUDA up
     ref_logits = {T: base.logits(ids.to(dev)) for T, ids in prompts.items()}
+    # the noise floor: how far bf16 rounding alone moves the logits (dense bf16 vs fp32 model)
+    full = load_model(folder, "fp32", dev)
+    floor = {str(T): rel(ref_logits[T], full.logits(ids.to(dev))) for T, ids in prompts.items()}
+    del full
     bf16_load = statistics.median(timed_load("bf16")[1] for _ in range(args.repeats))
     del base
     rows = []
@@ -113,21 +118,25 @@ def main() -> int:
             per_T[str(T)] = {"rel_l2_triton_vs_torch": diff, "max_abs": float((z_tri - z_ref).abs().max()),
                              "rel_l2_quantized_vs_bf16": fmt_err,
                              "top1_agreement": float((z_tri.argmax(-1) == z_ref.argmax(-1)).float().mean()),
-                             "ok": diff <= 0.02 and diff <= 0.1 * fmt_err}
+                             "bf16_floor": floor[str(T)],
+                             "ok": diff <= 0.02 and diff <= 4 * floor[str(T)]}
         bits = m.plan.bits({n: (x.out_features, x.in_features) for n, x in m.linear_layers().items()})
         row = {"precision": p, "n_fp4": m.plan.count("nvfp4") + m.plan.count("mxfp4"), "bits": bits,
                "first_load_s": first, "load_quantize_from_scratch_s": scratch, "load_cache_hit_s": statistics.median(hits),
                "speedup": scratch / statistics.median(hits), "cache_file_mb": cache_bytes / 2 ** 20, "logits": per_T}
         rows.append(row)
         print(f"{p:<8} scratch {scratch:6.2f}s  cache hit {row['load_cache_hit_s']:6.2f}s  "
-              + "  ".join(f"T={T}: {v['rel_l2_triton_vs_torch']:.2e} (fmt {v['rel_l2_quantized_vs_bf16']:.2e}) "
+              + "  ".join(f"T={T}: {v['rel_l2_triton_vs_torch']:.2e} (floor {v['bf16_floor']:.1e}, "
+                          f"fmt {v['rel_l2_quantized_vs_bf16']:.1e}) "
                           f"{'ok' if v['ok'] else 'FAIL'}" for T, v in per_T.items()), flush=True)
         del m
         if not args.smoke:
             torch.cuda.empty_cache()
     out = {"card": card, "torch": torch.__version__, "command": "python bench/precision_gpu.py",
            "model": "random weights (std 0.02, norms 1 +- 0.2), SmolLM2-135M shape (HF folder written by transformers, fp32 safetensors)",
-           "tolerance": "rel L2(triton - torch) <= 0.02 and <= 0.1 x rel L2(quantized - bf16)",
+           "tolerance": "rel L2(triton - torch) <= 0.02 and <= 4 x the bf16 floor (rel L2 of the dense bf16 "
+                        "model's logits against the fp32 model's)",
+           "bf16_floor": floor,
            "kernel_tune": os.environ.get("FPX_KERNEL_TUNE", "1"),
            "bf16_load_s": bf16_load, "repeats": args.repeats, "rows": rows,
            "all_ok": all(v["ok"] for r in rows for v in r["logits"].values())}
