@@ -9,7 +9,8 @@ truncates the cache back to it and prefills the changing tail.
 Two ways to choose:
 - ``constrained`` (default): the reply "<action name><end of turn>" of every legal action is
   scored in one forward against the cached prompt and the most likely one is taken: always
-  legal, one model call after the prefill.
+  legal. By default that forward also carries the decision's new prompt tokens (``fused``):
+  one model call per decision.
 - ``free``: greedy generation of up to ``max_tokens`` tokens, parsed into an action name (the
   LLM Colosseum / FPX-bench way). An answer that names no legal action returns None: the
   scheduler applies the late policy and counts the decision as abstained.
@@ -158,11 +159,17 @@ def get_model(model: str, precision: str = "bf16", device=None):
 
 class LLMAgent:
     """An agent that asks a language model (see the module doc). Keyword options come from the
-    spec's query string: mode, max_tokens, device, prefix_cache, game, system_prompt."""
+    spec's query string: mode, max_tokens, device, prefix_cache (keep the prompt prefix in the
+    KV cache), fused (constrained mode: the state's tokens and the replies in one forward rather
+    than a prefill then a scoring pass), game, system_prompt.
+
+    last_timing: prefill_ms (prompt building and the forward passes over the prompt; with
+    fused scoring, the whole decision), decode_ms (the scoring pass, or free generation),
+    total_ms."""
 
     def __init__(self, model: str, precision: str = "bf16", mode: str = "constrained", max_tokens: int = 8,
                  device=None, prefix_cache: bool = True, game: str | None = None,
-                 system_prompt: str | None = None):
+                 system_prompt: str | None = None, fused: bool = True):
         from ..llm.precision import make_plan
         from ..llm.registry import resolve
 
@@ -175,6 +182,7 @@ class LLMAgent:
         self.model_name, self.precision, self.mode = model, precision, mode
         self.max_tokens, self.device = max_tokens, device
         self.prefix_cache = bool(prefix_cache)
+        self.fused = bool(fused)
         self.system_prompt = system_prompt
         self.game = None
         if game is not None:
@@ -228,22 +236,26 @@ class LLMAgent:
         prompt = self.builder.build(observation, info)
         self.last_prompt = prompt
         model, cache = self.model, self.cache
-        if self.prefix_cache:
-            cache.truncate(self._prefix_len)
-            model.prefill(prompt.tail_ids, cache)
+        cache.truncate(self._prefix_len if self.prefix_cache else 0)
+        new_ids = prompt.tail_ids if self.prefix_cache else prompt.ids
+        if self.mode == "constrained" and self.fused:
+            # the new tokens and every legal reply in one forward: all of it is prefill work
+            scores = model.score_continuations(prompt.candidates, cache, context=new_ids).tolist()
+            self._sync()
+            t1 = t2 = time.perf_counter()
         else:
-            cache.truncate(0)
-            model.prefill(prompt.ids, cache)
-        self._sync()
-        t1 = time.perf_counter()
+            model.prefill(new_ids, cache)
+            self._sync()
+            t1 = time.perf_counter()
+            if self.mode == "constrained":
+                scores = model.score_continuations(prompt.candidates, cache).tolist()
+            else:
+                action = self._generate(prompt)
+            self._sync()
+            t2 = time.perf_counter()
         if self.mode == "constrained":
-            scores = model.score_continuations(prompt.candidates, cache).tolist()
             self.last_scores = {prompt.action_names[a]: s for a, s in zip(prompt.legal, scores)}
             action = prompt.legal[int(np.argmax(scores))]
-        else:
-            action = self._generate(prompt)
-        self._sync()
-        t2 = time.perf_counter()
         self.last_timing = {"prefill_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3,
                             "total_ms": (t2 - t0) * 1e3}
         return action

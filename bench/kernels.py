@@ -288,18 +288,27 @@ def main() -> int:
                 print(f"{set_name:3s} {name:8s} {n:6d}x{k:<6d} M={m:<5d} us: {line}", flush=True)
             w_bf16 = w_f8 = qws = w_ref = None      # free before the next shape
             torch.cuda.empty_cache()
-    summary = summarize(rows)
-    out = {"info": info, "rows": rows, "summary": summary, "skipped": skipped, "failures": failures,
-           "tune_log": ops.tune_log, "elapsed_s": time.time() - t0}
+            # written after every shape, so a run stopped by a time limit keeps what it measured
+            out = write_results(args.out, info, rows, skipped, failures, t0)
+    out = write_results(args.out, info, rows, skipped, failures, t0)
     if args.sass_dir:
         os.makedirs(args.sass_dir, exist_ok=True)
         out["sass"] = sass_summary(args.sass_dir)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(out, f, indent=1)
-    print_table(summary, info)
+        write_results(args.out, info, rows, skipped, failures, t0, extra={"sass": out["sass"]})
+    print_table(out["summary"], info)
     return 0
+
+
+def write_results(path, info, rows, skipped, failures, t0, extra=None) -> dict:
+    out = {"info": info, "rows": rows, "summary": summarize(rows), "skipped": skipped,
+           "failures": failures, "tune_log": ops.tune_log, "elapsed_s": time.time() - t0,
+           **(extra or {})}
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(out, f, indent=1)
+        os.replace(path + ".tmp", path)
+    return out
 
 
 def summarize(rows: list) -> dict:

@@ -5,7 +5,9 @@ The observations are those a fighter match (and a market day, when that game is 
 shows player p0 under two scripted/random players, taken at spread-out ticks; every agent
 variant decides on the same observations in the same order, after a few warm-up decisions.
 Latency is the agent's own total_ms (prompt building, prefill, scoring or generation), with its
-prefill/decode split; p50 and p99 over the decisions.
+prefill/decode split; p50 and p99 over the decisions. Constrained scoring runs fused (the
+state's tokens and the legal replies in one forward, the agent's default); one extra row shows
+it in two passes (prefill, then scoring).
 
     python bench/llm_cpu.py [--decisions 60] [--precision bf16] [--threads N]
 """
@@ -24,7 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fpx_arena import agents, games
 
-VARIANTS = [("constrained", True), ("constrained", False), ("free", True), ("free", False)]
+# (mode, prefix cache, fused): constrained scoring by default puts the state's tokens and the
+# replies in one forward; the two-pass row (prefill, then scoring) shows what that saves.
+VARIANTS = [("constrained", True, True), ("constrained", False, True), ("free", True, True),
+            ("free", False, True), ("constrained", True, False)]
 
 
 def cpu_name() -> str:
@@ -89,9 +94,9 @@ def main():
     for game in game_names:
         env, player, obs = observations(game, args.decisions + args.warmup)
         rows = {}
-        for mode, cached in VARIANTS:
+        for mode, cached, fused in VARIANTS:
             agent = agents.make(f"llm:smollm2-135m@{args.precision}?mode={mode}&max_tokens={args.max_tokens}"
-                                f"&prefix_cache={str(cached).lower()}&device=cpu")
+                                f"&prefix_cache={str(cached).lower()}&fused={str(fused).lower()}&device=cpu")
             agent.attach_env(env)
             agent.reset(player, env.observation_space(player), env.action_space(player), 0)
             total, prefill, decode, abstained, tail_tokens = [], [], [], 0, []
@@ -103,7 +108,7 @@ def main():
                 total.append(t["total_ms"]), prefill.append(t["prefill_ms"]), decode.append(t["decode_ms"])
                 tail_tokens.append(len(agent.last_prompt.tail_ids))
                 abstained += action is None
-            key = f"{mode}, prefix cache {'on' if cached else 'off'}"
+            key = f"{mode}{'' if fused or mode == 'free' else ' (two passes)'}, prefix cache {'on' if cached else 'off'}"
             rows[key] = {**summarize(total), "prefill": summarize(prefill), "decode": summarize(decode),
                          "prefix_tokens": len(agent.builder.prefix_ids),
                          "tail_tokens_mean": float(np.mean(tail_tokens)), "abstained": abstained}

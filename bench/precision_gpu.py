@@ -129,6 +129,9 @@ def main() -> int:
               + "  ".join(f"T={T}: {v['rel_l2_triton_vs_torch']:.2e} (floor {v['bf16_floor']:.1e}, "
                           f"fmt {v['rel_l2_quantized_vs_bf16']:.1e}) "
                           f"{'ok' if v['ok'] else 'FAIL'}" for T, v in per_T.items()), flush=True)
+        partial = os.path.join(os.environ.get("OUT", "."), "precision-gpu-partial.json")
+        with open(partial, "w") as f:  # what is done so far, should the run be cut off
+            json.dump({"card": card, "bf16_floor": floor, "rows": rows}, f, indent=1)
         del m
         if not args.smoke:
             torch.cuda.empty_cache()

@@ -1,17 +1,18 @@
 """qlinear: the Triton kernels (interpreter on CPU, compiled on CUDA) and the torch reference
 against the float64 product of the dequantized weights.
 
-On a CPU machine the Triton kernels run under TRITON_INTERPRET=1 on small shapes. With CUDA and
-FPX_FULL_SHAPES=1 the same checks run compiled, at Llama-size shapes.
+On a CPU machine the Triton kernels run in the Triton interpreter on small shapes: qlinear(...,
+backend="triton") on CPU tensors loads its own copy of the kernel module with TRITON_INTERPRET=1
+(Triton 3.9 reads the variable when @triton.jit runs, i.e. at import), so this works whatever
+the environment and import order, and the variable is not set for the rest of the test session.
+With CUDA and FPX_FULL_SHAPES=1 the same checks run compiled, at Llama-size shapes.
 """
 import os
 
-os.environ.setdefault("TRITON_INTERPRET", "1")   # before triton is imported (CPU runs)
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from fpx_arena.kernels import (  # noqa: E402
+from fpx_arena.kernels import (
     QuantizationError, WQConfig, qlinear, quantize_act_fp8, quantize_fp8_tokens, quantize_weight,
     reference_product, relative_error, triton_available, uses_fp8_activations,
 )

@@ -84,12 +84,18 @@ def test_constrained_picks_the_most_likely_legal_action(tiny):
 
 
 def test_prefix_cache_gives_the_same_choice(tiny):
+    """Prefix cache on/off and fused/separate scoring: the same scores, the same choice."""
     cached, fresh = make_agent(tiny), make_agent(tiny, prefix_cache=False)
+    two_pass = make_agent(tiny, fused=False)
     rng = np.random.default_rng(2)
     for _ in range(8):
         obs = toy_obs(rng)
-        assert cached.act(obs, {}) == fresh.act(obs, {})
-        np.testing.assert_allclose(list(cached.last_scores.values()), list(fresh.last_scores.values()), atol=1e-4)
+        action = cached.act(obs, {})
+        assert fresh.act(obs, {}) == action == two_pass.act(obs, {})
+        for other in (fresh, two_pass):
+            np.testing.assert_allclose(list(cached.last_scores.values()), list(other.last_scores.values()),
+                                       atol=1e-4)
+    assert two_pass.last_timing["decode_ms"] > 0 and cached.last_timing["decode_ms"] == 0
     # the cached agent kept its prefix: only the tail went through the model
     assert cached.cache.length == len(cached.last_prompt.ids)
     assert cached._prefix_len == len(cached.builder.prefix_ids)

@@ -113,6 +113,14 @@ def test_batched_candidate_scoring(pair):
     cache.truncate(20)
     ours.prefill(prefix[20:], cache)
     assert torch.allclose(ours.score_continuations(cands, cache), together, atol=1e-4)
+    # the tail and the candidates in one forward: same scores, and the cache keeps the tail
+    cache.truncate(20)
+    fused = ours.score_continuations(cands, cache, context=prefix[20:])
+    assert torch.allclose(fused, together, atol=1e-4)
+    assert cache.length == 25
+    assert torch.allclose(ours.score_continuations(cands, cache), together, atol=1e-4)
+    empty = ours.new_cache(32)
+    assert torch.allclose(ours.score_continuations(cands, empty, context=prefix), together, atol=1e-4)
 
 
 def test_scoring_needs_a_filled_cache(pair):

@@ -21,7 +21,8 @@ HELP = "evaluate a policy model: expert agreement and matches against the script
 def add_arguments(p):
     p.add_argument("model", help="model name (e.g. arena-small) or HF folder")
     p.add_argument("--precisions", default="bf16", help="comma-separated, e.g. bf16,fp8,fp4,fpx:0.3 (default bf16)")
-    p.add_argument("--matches", type=int, default=20, help="matches per opponent and clock (default 20)")
+    p.add_argument("--matches", type=int, default=20,
+                   help="matches per opponent and clock (default 20; 0: agreement only)")
     p.add_argument("--realtime-matches", type=int, default=None,
                    help="matches per opponent under the real-time clock (default: --matches)")
     p.add_argument("--clocks", default="lockstep,measured",
@@ -52,8 +53,8 @@ def run(args) -> int:
     games = [g.strip() for g in args.games.split(",") if g.strip()]
     if not precisions or not clocks or not games:
         raise UserError("--precisions, --clocks and --games must each name at least one")
-    if args.matches < 1 or args.workers < 1 or args.threads < 1:
-        raise UserError("--matches, --workers and --threads must be at least 1")
+    if args.matches < 0 or args.workers < 1 or args.threads < 1:
+        raise UserError("--matches must be >= 0, --workers and --threads at least 1")
     opponents = None
     if args.opponents:
         wanted = [o.strip() for o in args.opponents.split(",") if o.strip()]

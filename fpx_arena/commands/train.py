@@ -61,6 +61,6 @@ def run(args) -> int:
     held = s.get("heldout") or {}
     print(f"arena-{s['size']}: {s['parameters'] / 1e6:.2f}M parameters, vocab {s['vocab_size']}, "
           f"{s['steps']} steps in {s['train_seconds']:.0f} s on {s['device']}; final train loss "
-          f"{s['final_train_loss']}" + (f", held-out action loss {held['loss']:.4f}, token accuracy "
+          f"{s['final_train_loss']}" + (f", held-out reply-token loss {held['loss']:.4f}, token accuracy "
                                         f"{held['token_accuracy']:.3f}" if held else "") + f" -> {args.out}")
     return 0

@@ -371,36 +371,48 @@ class Transformer(nn.Module):
         return out
 
     @torch.inference_mode()
-    def score_continuations(self, candidates: list[list[int]], cache: KVCache | None = None) -> torch.Tensor:
+    def score_continuations(self, candidates: list[list[int]], cache: KVCache | None = None,
+                            context=None) -> torch.Tensor:
         """Total log-probability of each candidate token sequence following the cached tokens
         (row 0), in one forward: candidates are packed in one row after the cache, each seeing
         the whole cache and its own earlier tokens only (block-diagonal causal mask), with rope
-        positions restarting at the cache length for each. The cache keeps its length; the
-        candidates' keys are written past it and forgotten. Needs the next-token logits of the
-        cache (set by the prefill/decode that filled it)."""
+        positions restarting after the cache for each. Their keys are written past the cache's
+        length and forgotten.
+
+        With `context` (token ids), those tokens go first in the same forward and stay in the
+        cache: appending a prompt's tail and scoring the answers cost one pass, not two.
+        Without it, the cache's next-token logits (from the prefill/decode that filled it)
+        score each candidate's first token."""
         cache = self._cache(cache)
-        if cache.last_logits is None:
-            raise ValueError("score_continuations needs a cache filled by prefill() or decode()")
+        ctx = [int(t) for t in (context if context is not None else [])]
+        if not ctx and cache.last_logits is None:
+            raise ValueError("score_continuations needs a cache filled by prefill() or decode(), or a context")
         if not candidates or any(len(c) == 0 for c in candidates):
             raise ValueError("every candidate needs at least one token")
-        P, dev = cache.length, self.device
-        # Only tokens 0..n-2 of each candidate need a forward (the last one is only scored).
-        fed = [c[:-1] for c in candidates]
-        first = torch.log_softmax(cache.last_logits.float(), -1)[[c[0] for c in candidates]]
-        T = sum(len(f) for f in fed)
+        P, C, dev = cache.length, len(ctx), self.device
+        fed = [c[:-1] for c in candidates]  # a candidate's last token is only scored, never fed
+        tokens = ctx + [t for f in fed for t in f]
+        T = len(tokens)
+        firsts = [c[0] for c in candidates]
         if T == 0:
-            return first
-        tokens = torch.tensor([t for f in fed for t in f], device=dev)[None]
-        positions = torch.tensor([P + j for f in fed for j in range(len(f))], device=dev)
-        group = torch.tensor([i for i, f in enumerate(fed) for _ in f], device=dev)
+            return torch.log_softmax(cache.last_logits.float(), -1)[firsts]
+        positions = torch.tensor(list(range(P, P + C)) + [P + C + j for f in fed for j in range(len(f))], device=dev)
+        group = torch.tensor([-1] * C + [i for i, f in enumerate(fed) for _ in f], device=dev)  # -1: context
         cache.reserve(P + T)
         mask = torch.ones(T, P + T, dtype=torch.bool, device=dev)
-        same = group[:, None] == group[None, :]
-        mask[:, P:] = same & (positions[None, :] <= positions[:, None])
-        logp = torch.log_softmax(self._forward(tokens, positions, cache, P, mask)[0], -1)
+        visible = (group[None, :] == -1) | (group[None, :] == group[:, None])
+        mask[:, P:] = visible & (positions[None, :] <= positions[:, None])
+        rows = slice(max(C - 1, 0), T)  # the context's last position, then every candidate token
+        logits = self._forward(torch.tensor(tokens, device=dev)[None], positions, cache, P, mask, rows)[0]
+        if C:
+            cache.length, cache.last_logits = P + C, logits[0]
+            logits = logits[1:]
+        first = torch.log_softmax(cache.last_logits.float(), -1)[firsts]
+        if logits.shape[0] == 0:
+            return first
         targets = torch.tensor([t for c in candidates for t in c[1:]], device=dev)
-        token_logp = logp.gather(-1, targets[:, None])[:, 0]
-        rest = torch.zeros(len(candidates), device=dev).index_add_(0, group, token_logp)
+        token_logp = torch.log_softmax(logits, -1).gather(-1, targets[:, None])[:, 0]
+        rest = torch.zeros(len(candidates), device=dev).index_add_(0, group[C:], token_logp)
         return first + rest
 
 

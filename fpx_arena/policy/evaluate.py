@@ -245,6 +245,8 @@ def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str],
         for p in precisions:
             report["agreement"].setdefault(p, {})[g] = agreement(model, p, g, rows, progress)
     jobs = []
+    if matches == 0:  # agreement only
+        clocks = []
     for p in precisions:
         for clock in clocks:
             n = matches if clock == "lockstep" else (realtime_matches or matches)
@@ -252,17 +254,17 @@ def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str],
             for g in games:
                 for opp in opponents[g]:
                     jobs.append(((p, clock, g, opp), g, f"llm:{model}@{p}", opp, seeds, clock))
-    if "market" in games:  # the baselines in the same seats and seeds (scripted: cheap)
+    if "market" in games and matches:  # the baselines in the same seats and seeds (scripted: cheap)
         seeds = [seed + i for i in range(matches)]
         for base in ("random", EXPERT["market"]):
             for opp in opponents["market"]:
                 jobs.append((("baseline", base, "market", opp), "market", base, opp, seeds, "lockstep"))
-    if "fighter" in games:
+    if "fighter" in games and matches:
         seeds = [seed + i for i in range(matches)]
         for opp in opponents["fighter"]:
             jobs.append((("baseline", EXPERT["fighter"], "fighter", opp), "fighter", EXPERT["fighter"], opp,
                          seeds, "lockstep"))
-    results = run_matches(jobs, workers, threads, progress, f"eval {os.path.basename(model)}")
+    results = run_matches(jobs, workers, threads, progress, f"eval {os.path.basename(model)}") if jobs else {}
     for key, rows in results.items():
         if key[0] == "baseline":
             _, base, g, opp = key
