@@ -161,7 +161,9 @@ class LLMAgent:
     """An agent that asks a language model (see the module doc). Keyword options come from the
     spec's query string: mode, max_tokens, device, prefix_cache (keep the prompt prefix in the
     KV cache), fused (constrained mode: the state's tokens and the replies in one forward rather
-    than a prefill then a scoring pass), game, system_prompt.
+    than a prefill then a scoring pass), game, system_prompt, threads (torch's CPU threads, a
+    process-wide setting: on a CPU shared with other busy processes, 1 thread per process is
+    often several times faster than torch's default of one per core).
 
     last_timing: prefill_ms (prompt building and the forward passes over the prompt; with
     fused scoring, the whole decision), decode_ms (the scoring pass, or free generation),
@@ -169,7 +171,7 @@ class LLMAgent:
 
     def __init__(self, model: str, precision: str = "bf16", mode: str = "constrained", max_tokens: int = 8,
                  device=None, prefix_cache: bool = True, game: str | None = None,
-                 system_prompt: str | None = None, fused: bool = True):
+                 system_prompt: str | None = None, fused: bool = True, threads: int | None = None):
         from ..llm.precision import make_plan
         from ..llm.registry import resolve
 
@@ -177,6 +179,9 @@ class LLMAgent:
             raise SpecError(f"mode must be 'constrained' or 'free', got {mode!r}")
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise SpecError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise SpecError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = threads
         make_plan(precision, [])  # an unknown precision fails here, before any loading
         resolve(model)  # so does an unknown model
         self.model_name, self.precision, self.mode = model, precision, mode
@@ -210,6 +215,10 @@ class LLMAgent:
 
     def reset(self, agent_id, observation_space=None, action_space=None, seed=None) -> None:
         self.agent_id = agent_id
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
         if self.model is None:
             self.model = get_model(self.model_name, self.precision, self.device)
             self.cache = self.model.new_cache(512)

@@ -141,6 +141,8 @@ def test_spec_string_builds_the_agent(tiny):
     assert (a.model_name, a.precision, a.mode, a.max_tokens) == (tiny, "fp32", "free", 16)
     with pytest.raises(SpecError, match="mode"):
         agents.make(f"llm:{tiny}@fp32?mode=chatty")
+    with pytest.raises(SpecError, match="threads"):
+        agents.make(f"llm:{tiny}@fp32?threads=0")
     with pytest.raises(UserError, match="unknown precision"):
         agents.make(f"llm:{tiny}@int3")
     with pytest.raises(UserError, match="unknown model"):
