@@ -11,7 +11,7 @@ HELP = "show the LLM agent's prompt and chosen action for one game observation"
 def add_arguments(p):
     p.add_argument("model", help="model name (see `fpx-arena models`), HF folder or .gguf file")
     p.add_argument("--game", default="fighter", help="game name (default fighter)")
-    p.add_argument("--precision", default="bf16", help="fp32 or bf16 (default bf16)")
+    p.add_argument("--precision", default="bf16", help="fp32, bf16, fp8, fp4, nvfp4, mxfp4, fpx:<gamma> or a plan file (default bf16)")
     p.add_argument("--mode", default="constrained", choices=["constrained", "free"])
     p.add_argument("--max-tokens", type=int, default=8, help="free mode: most tokens generated (default 8)")
     p.add_argument("--seed", type=int, default=0, help="game seed (default 0)")
