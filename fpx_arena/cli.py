@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"fpx-arena {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"fpx-arena {args.command}: interrupted", file=sys.stderr)
         return 130

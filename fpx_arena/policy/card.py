@@ -29,15 +29,20 @@ def eval_tables(rep: dict) -> list[str]:
            f"({rep['workers']} worker process(es) x {rep['torch_threads_per_worker']} torch thread(s)); "
            f"{rep['seconds']:.0f} s.", ""]
     if rep.get("agreement"):
+        ref = rep["precisions"][0]
         out += ["Action agreement with the expert (held-out decisions; source: "
                 + "; ".join(f"{g}: {s}" for g, s in rep.get("agreement_source", {}).items()) + ")", "",
-                "| precision | game | agreement | 95% CI (Wilson) | balanced (mean per-action recall) | decision ms p50 / p99 | decisions |",
-                "|---|---|---|---|---|---|---|"]
+                f"| precision | game | agreement | 95% CI (Wilson) | balanced (mean per-action recall) | "
+                f"same action as {ref} | mean TV distance to {ref} | decision ms p50 / p99 | decisions |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for p, per_game in rep["agreement"].items():
             for g, a in per_game.items():
+                vs = a.get("vs_" + ref)
+                same = f"{_pct(vs['same_action'])}" if vs else "(reference)"
+                tv = f"{vs['mean_tv_distance']:.4f}" if vs else "-"
                 out.append(f"| {p} | {g} | {_pct(a['agreement'])} | {_ci(a['agreement_ci95'])} | "
-                           f"{_pct(a['balanced_agreement'])} | {a['decision_ms_p50']:.2f} / {a['decision_ms_p99']:.2f} | "
-                           f"{a['decisions']} |")
+                           f"{_pct(a['balanced_agreement'])} | {same} | {tv} | "
+                           f"{a['decision_ms_p50']:.2f} / {a['decision_ms_p99']:.2f} | {a['decisions']} |")
         out.append("")
     for p, per_clock in rep.get("results", {}).items():
         for clock, per_game in per_clock.items():

@@ -178,7 +178,7 @@ def agreement(model: str, precision: str, game: str, rows: list[dict], progress:
     from .dataset import obs_from_json
 
     agents = {}
-    hits, ms = [], []
+    hits, ms, chosen, dists = [], [], [], []
     per_action: dict[str, list[int]] = {}
     for r in tqdm(rows, desc=f"agreement {game} @{precision}", unit="dec", disable=not progress,
                   dynamic_ncols=True, leave=False):
@@ -189,6 +189,12 @@ def agreement(model: str, precision: str, game: str, rows: list[dict], progress:
         action = agent.act(obs_from_json(r["obs"]), {})
         ok = int(action == r["action"])
         hits.append(ok)
+        chosen.append(action)
+        # the policy's distribution over the legal actions (constrained scoring's log-probs)
+        names = sorted(agent.last_scores)
+        logp = np.array([agent.last_scores[n] for n in names])
+        prob = np.exp(logp - logp.max())
+        dists.append(dict(zip(names, prob / prob.sum())))
         ms.append(agent.last_timing["total_ms"])
         per_action.setdefault(r["action_name"], []).append(ok)
     n, k = len(hits), sum(hits)
@@ -198,7 +204,21 @@ def agreement(model: str, precision: str, game: str, rows: list[dict], progress:
             "balanced_agreement": float(np.mean(list(recall.values()))) if recall else None,
             "per_expert_action": {a: {"n": len(per_action[a]), "agreement": recall[a]} for a in recall},
             "decision_ms_p50": float(np.percentile(ms, 50)) if ms else None,
-            "decision_ms_p99": float(np.percentile(ms, 99)) if ms else None}
+            "decision_ms_p99": float(np.percentile(ms, 99)) if ms else None,
+            "_chosen": chosen, "_dists": dists}
+
+
+def compare_to_reference(a: dict, ref: dict) -> dict:
+    """How far a precision's decisions move from the reference precision's on the same rows:
+    the share of identical choices and the mean total-variation distance between the two
+    policies' distributions over the legal actions (finer than agreement with the expert)."""
+    same = [x == y for x, y in zip(a["_chosen"], ref["_chosen"])]
+    tv = [0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+          for p, q in zip(a["_dists"], ref["_dists"])]
+    k = int(sum(same))
+    return {"same_action": k / len(same) if same else None, "same_action_ci95": list(wilson(k, len(same))),
+            "mean_tv_distance": float(np.mean(tv)) if tv else None,
+            "max_tv_distance": float(np.max(tv)) if tv else None}
 
 
 # --- the whole evaluation -------------------------------------------------------------------------------
@@ -244,6 +264,12 @@ def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str],
         report.setdefault("agreement_source", {})[g] = source
         for p in precisions:
             report["agreement"].setdefault(p, {})[g] = agreement(model, p, g, rows, progress)
+        ref = report["agreement"][precisions[0]][g]
+        for p in precisions[1:]:
+            report["agreement"][p][g]["vs_" + precisions[0]] = compare_to_reference(report["agreement"][p][g], ref)
+        for p in precisions:
+            for key in ("_chosen", "_dists"):
+                report["agreement"][p][g].pop(key)
     jobs = []
     if matches == 0:  # agreement only
         clocks = []
@@ -282,12 +308,17 @@ def format_report(rep: dict) -> str:
 
     lines = [f"{rep['model']}: {rep['cpu']}, {rep['workers']} worker(s) x {rep['torch_threads_per_worker']} thread(s)"]
     lines.append("")
-    lines.append(f"{'precision':<10} {'game':<8} {'agreement':>10} {'95% CI':>16} {'balanced':>9} {'ms p50':>7} {'n':>6}")
+    ref = rep["precisions"][0]
+    lines.append(f"{'precision':<10} {'game':<8} {'agreement':>10} {'95% CI':>16} {'balanced':>9} "
+                 f"{'same as ' + ref:>12} {'TV to ' + ref:>10} {'ms p50':>7} {'n':>6}")
     for p, per_game in rep["agreement"].items():
         for g, a in per_game.items():
             ci = a["agreement_ci95"]
+            vs = a.get("vs_" + ref)
             lines.append(f"{p:<10} {g:<8} {pct(a['agreement']):>10} {pct(ci[0]) + '-' + pct(ci[1]).strip():>16} "
-                         f"{pct(a['balanced_agreement']):>9} {a['decision_ms_p50'] or 0:7.2f} {a['decisions']:6d}")
+                         f"{pct(a['balanced_agreement']):>9} {pct(vs['same_action']) if vs else '-':>12} "
+                         f"{vs['mean_tv_distance'] if vs else 0:10.4f} {a['decision_ms_p50'] or 0:7.2f} "
+                         f"{a['decisions']:6d}")
     for p, per_clock in rep["results"].items():
         for clock, per_game in per_clock.items():
             for g, per_opp in per_game.items():

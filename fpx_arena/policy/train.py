@@ -262,9 +262,11 @@ def train(a: TrainArgs) -> dict:
         if not os.path.isfile(ckpt_path):
             raise UserError(f"--resume: no checkpoint at {ckpt_path}")
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state["args"]["size"] != a.size or state["args"]["seed"] != a.seed:
-            raise UserError(f"--resume: {ckpt_path} was trained with size={state['args']['size']} "
-                            f"seed={state['args']['seed']}, not size={a.size} seed={a.seed}")
+        mine = {"size": a.size, "seed": a.seed, "batch_size": batch_size, "peak_lr": peak_lr}
+        if state["args"] != mine:  # (--steps may change: training longer is a use of --resume)
+            theirs = " ".join(f"{k}={v}" for k, v in state["args"].items())
+            raise UserError(f"--resume: {ckpt_path} was trained with {theirs}, not "
+                            + " ".join(f"{k}={v}" for k, v in mine.items()))
         if state["fingerprint"] != fingerprint:
             raise UserError(f"--resume: the data in {', '.join(a.data)} differs from the checkpoint's")
         from tokenizers import Tokenizer
@@ -301,7 +303,7 @@ def train(a: TrainArgs) -> dict:
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                     "log": log_rows, "elapsed_s": elapsed, "tokenizer": tk.to_str(),
                     "fingerprint": fingerprint,
-                    "args": {"size": a.size, "seed": a.seed}}, tmp)
+                    "args": {"size": a.size, "seed": a.seed, "batch_size": batch_size, "peak_lr": peak_lr}}, tmp)
         os.replace(tmp, ckpt_path)  # a kill mid-write never leaves a broken checkpoint
 
     from tqdm import tqdm
