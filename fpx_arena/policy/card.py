@@ -39,7 +39,7 @@ def eval_tables(rep: dict) -> list[str]:
             for g, a in per_game.items():
                 vs = a.get("vs_" + ref)
                 same = f"{_pct(vs['same_action'])}" if vs else "(reference)"
-                tv = f"{vs['mean_tv_distance']:.4f}" if vs else "-"
+                tv = f"{vs['mean_tv_distance']:.2e}" if vs else "-"
                 out.append(f"| {p} | {g} | {_pct(a['agreement'])} | {_ci(a['agreement_ci95'])} | "
                            f"{_pct(a['balanced_agreement'])} | {same} | {tv} | "
                            f"{a['decision_ms_p50']:.2f} / {a['decision_ms_p99']:.2f} | {a['decisions']} |")

@@ -317,7 +317,7 @@ def format_report(rep: dict) -> str:
             vs = a.get("vs_" + ref)
             lines.append(f"{p:<10} {g:<8} {pct(a['agreement']):>10} {pct(ci[0]) + '-' + pct(ci[1]).strip():>16} "
                          f"{pct(a['balanced_agreement']):>9} {pct(vs['same_action']) if vs else '-':>12} "
-                         f"{vs['mean_tv_distance'] if vs else 0:10.4f} {a['decision_ms_p50'] or 0:7.2f} "
+                         f"{vs['mean_tv_distance'] if vs else 0:10.2e} {a['decision_ms_p50'] or 0:7.2f} "
                          f"{a['decisions']:6d}")
     for p, per_clock in rep["results"].items():
         for clock, per_game in per_clock.items():
