@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fpx_arena import agents as registry  # noqa: E402
 from fpx_arena import games  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 CASES = {
     "fighter": ({}, "fighter/reactive"),
@@ -30,16 +31,6 @@ CASES = {
     "market-8": ({"n_agents": 8}, "market/informed"),
 }
 TARGET = {"fighter": 20000}
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def steps_per_second(name: str, kwargs: dict, steps: int, seed: int) -> float:

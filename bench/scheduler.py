@@ -22,18 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fpx_arena import agents as registry  # noqa: E402
 from fpx_arena import games, run_match  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 AGENTS = {"fighter": ["fighter/reactive", "fighter/aggressive"], "market": ["market/informed", "random"]}
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def plain_loop(env, agents, seed, max_ticks):

@@ -31,19 +31,10 @@ if not os.environ.get("DISPLAY"):
 from fpx_arena import agents as registry  # noqa: E402
 from fpx_arena import games, run_match  # noqa: E402
 from fpx_arena.viewer import watch_live  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 AGENTS = {"fighter": ["fighter/reactive", "fighter/aggressive"], "market": ["market/informed", "random"]}
 TARGET_P99_MS = 1.0
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_chunk(game: str, ticks: int, viewer: bool, seed: int, tick_hz: float) -> dict:
