@@ -2,7 +2,7 @@
 (every figure in the card comes from those files, none is typed in by hand).
 
   python -m fpx_arena.policy.card fpx_arena/models/arena-small \\
-      --eval bench/results/eval-arena-small.json [--eval more.json ...] [--note "text"]
+      --eval "bench/results/eval-arena-small.json::Lockstep" [--eval ...] [--note "text"]
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def _yield_ci(ci) -> str:
     return f"{100 * ci[0]:+.3f}% .. {100 * ci[1]:+.3f}%"
 
 
-def eval_tables(rep: dict) -> list[str]:
+def eval_tables(rep: dict, title: str = "") -> list[str]:
     """Markdown tables of one evaluation report (see policy.evaluate)."""
-    out = [f"Evaluation command: `{rep.get('command', '')}` on {rep['cpu']} "
+    out = ([f"### {title}", ""] if title else []) + [f"Evaluation command: `{rep.get('command', '')}` on {rep['cpu']} "
            f"({rep['workers']} worker process(es) x {rep['torch_threads_per_worker']} torch thread(s)); "
            f"{rep['seconds']:.0f} s.", ""]
     if rep.get("agreement"):
@@ -80,7 +80,7 @@ def eval_tables(rep: dict) -> list[str]:
     return out
 
 
-def render(model_dir: str, evals: list[dict], notes: list[str]) -> str:
+def render(model_dir: str, evals: list[tuple[str, dict]], notes: list[str]) -> str:
     with open(os.path.join(model_dir, "training.json"), encoding="utf-8") as f:
         t = json.load(f)
     c = t["config"]
@@ -124,8 +124,8 @@ def render(model_dir: str, evals: list[dict], notes: list[str]) -> str:
               "The loss curve is loss.csv.", ""]
     if evals:
         lines += ["## Evaluation", ""]
-        for rep in evals:
-            lines += eval_tables(rep)
+        for title, rep in evals:
+            lines += eval_tables(rep, title)
     if notes:
         lines += ["## Notes", ""] + [n + "\n" for n in notes]
     return "\n".join(lines).rstrip() + "\n"
@@ -134,13 +134,15 @@ def render(model_dir: str, evals: list[dict], notes: list[str]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="write MODEL_CARD.md of a trained policy")
     p.add_argument("model_dir")
-    p.add_argument("--eval", action="append", default=[], help="evaluation JSON (fpx-arena eval --out)")
+    p.add_argument("--eval", action="append", default=[],
+                   help="evaluation JSON (fpx-arena eval --out), optionally PATH::section title")
     p.add_argument("--note", action="append", default=[], help="a paragraph for the Notes section")
     args = p.parse_args(argv)
     evals = []
-    for path in args.eval:
+    for item in args.eval:
+        path, _, title = item.partition("::")
         with open(path, encoding="utf-8") as f:
-            evals.append(json.load(f))
+            evals.append((title or os.path.basename(path), json.load(f)))
     text = render(args.model_dir, evals, args.note)
     with open(os.path.join(args.model_dir, "MODEL_CARD.md"), "w", encoding="utf-8") as f:
         f.write(text)

@@ -22,7 +22,6 @@ split; the split is by episode, chosen with the seed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -47,11 +46,6 @@ SETUPS = {
         "env": {},
     },
 }
-
-
-def set_market_opponents(names: list[str]) -> None:
-    """The market helper names its traders; any in agents.market_bots.BOTS are used."""
-    SETUPS["market"]["opponents"] = names
 
 
 def _market_opponents() -> list[str]:
@@ -366,10 +360,6 @@ class Encoder:
             self.builders[key] = b
         return self.builders[key]
 
-    def __call__(self, r: dict) -> tuple[list[int], list[int]]:
-        b = self.builder(r["game"], r["player"], r["prefix"])
-        return b.prefix_ids + self.tok.encode(r["tail"]), list(b.reply_ids[r["action"]])
-
 
 def encode(rows: list[dict], hf_tokenizer) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, reply ids) per row; the tails go through the tokenizer in one batch."""
@@ -381,9 +371,3 @@ def encode(rows: list[dict], hf_tokenizer) -> list[tuple[list[int], list[int]]]:
         out.append((b.prefix_ids + t.ids, list(b.reply_ids[r["action"]])))
     return out
 
-
-def fingerprint_rows(rows: list[dict]) -> str:
-    h = hashlib.sha256()
-    for r in rows:
-        h.update(f"{r['game']}|{r['player']}|{r['tail']}|{r['action']}\n".encode())
-    return h.hexdigest()[:16]

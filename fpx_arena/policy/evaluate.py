@@ -74,7 +74,7 @@ def play_one(game: str, spec: str, opponent: str, seed: int, clock: str, env_kwa
     out = {"seed": seed, "seat": me, "ticks": r.ticks, "winner": r.winner, "won": r.winner == me,
            "lost": r.winner is not None and r.winner != me, "missed_ticks": s.missed_ticks,
            "decisions": s.decisions, "errors": s.errors, "invalid": s.invalid, "abstained": s.abstained}
-    if s.latencies_ms:
+    if s.latencies_ms and clock != "lockstep":  # lockstep charges no time: nothing to report
         out["latency_ms_sum"] = float(np.sum(s.latencies_ms))
         out["latency_ms_p50"] = float(np.percentile(s.latencies_ms, 50))
         out["latency_ms_p99"] = float(np.percentile(s.latencies_ms, 99))
@@ -306,6 +306,9 @@ def format_report(rep: dict) -> str:
     def pct(x):
         return f"{100 * x:5.1f}%" if x is not None else "    -"
 
+    def ms(s):  # lockstep charges no time, so it has no decision time to show
+        return f"{s['mean_decision_ms']:.2f}" if "mean_decision_ms" in s else "-"
+
     lines = [f"{rep['model']}: {rep['cpu']}, {rep['workers']} worker(s) x {rep['torch_threads_per_worker']} thread(s)"]
     lines.append("")
     ref = rep["precisions"][0]
@@ -317,7 +320,7 @@ def format_report(rep: dict) -> str:
             vs = a.get("vs_" + ref)
             lines.append(f"{p:<10} {g:<8} {pct(a['agreement']):>10} {pct(ci[0]) + '-' + pct(ci[1]).strip():>16} "
                          f"{pct(a['balanced_agreement']):>9} {pct(vs['same_action']) if vs else '-':>12} "
-                         f"{vs['mean_tv_distance'] if vs else 0:10.2e} {a['decision_ms_p50'] or 0:7.2f} "
+                         f"{format(vs['mean_tv_distance'], '10.2e') if vs else '-':>10} {a['decision_ms_p50'] or 0:7.2f} "
                          f"{a['decisions']:6d}")
     for p, per_clock in rep["results"].items():
         for clock, per_game in per_clock.items():
@@ -330,7 +333,7 @@ def format_report(rep: dict) -> str:
                         ci = s["win_rate_ci95"]
                         lines.append(f"{'':<24}{opp:<20} {s['wins']:>4}-{s['draws']}-{s['losses']:<3} "
                                      f"{pct(s['win_rate']):>9} {pct(ci[0]) + '-' + pct(ci[1]).strip():>17} "
-                                     f"{s.get('mean_decision_ms', 0.0):7.2f} {pct(s['missed_tick_rate']):>7}")
+                                     f"{ms(s):>7} {pct(s['missed_tick_rate']):>7}")
                 else:
                     lines.append(f"market @{p} {clock:<10} {'opponent':<20} {'daily yield':>11} {'95% CI (bootstrap)':>20} "
                                  f"{'ms/dec':>7} {'missed':>7}")
@@ -338,7 +341,7 @@ def format_report(rep: dict) -> str:
                         ci = s["daily_yield_ci95"]
                         lines.append(f"{'':<24}{opp:<20} {100 * s['daily_yield']:+10.3f}% "
                                      f"{100 * ci[0]:+9.3f}%..{100 * ci[1]:+.3f}% "
-                                     f"{s.get('mean_decision_ms', 0.0):7.2f} {pct(s['missed_tick_rate']):>7}")
+                                     f"{ms(s):>7} {pct(s['missed_tick_rate']):>7}")
     for g, per_base in rep["baselines"].items():
         for base, per_opp in per_base.items():
             lines.append("")

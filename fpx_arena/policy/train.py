@@ -398,7 +398,3 @@ def device_name(device: torch.device) -> str:
         pass
     return f"{cpu} ({torch.get_num_threads()} threads)"
 
-
-def command_line() -> str:
-    return "fpx-arena " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("fpx-arena") \
-        else " ".join(sys.argv)
