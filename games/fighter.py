@@ -39,11 +39,9 @@ import hashlib
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
-from pettingzoo.utils import wrappers
-from pettingzoo.utils.conversions import parallel_to_aec
 
 from ..errors import UserError
+from ._base import ArenaEnv, aec_forms
 from .fighter_rules import *  # noqa: F401,F403  (the rules are part of this module's API)
 from .fighter_rules import (  # the names this module uses itself
     ACTIONABLE, ACTIONS, ACTIVE, AIR, AIR_FRAMES, AIR_H, ATTACK, BLOCK, BLOCKSTUN, BODY_W, BUFFER_FRAMES, CROUCH,
@@ -140,7 +138,7 @@ def _overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-class FighterEnv(ParallelEnv):
+class FighterEnv(ArenaEnv):
     metadata = {"name": "fighter_v0", "render_modes": ["ansi", "rgb_array"], "render_fps": 60,
                 "is_parallelizable": True, "tick_hz": 60}
 
@@ -221,24 +219,7 @@ class FighterEnv(ParallelEnv):
             done = self._match_over()
             if not done:
                 self._start_round()
-        obs = self._observations()
-        terms = {a: done for a in self.agents}
-        truncs = {a: False for a in self.agents}
-        infos = {a: {} for a in self.agents}
-        if done:
-            self.agents = []
-        return obs, rewards, terms, truncs, infos
-
-    def render(self):
-        if self.render_mode == "ansi":
-            return self._render_ansi()
-        if self.render_mode in ("rgb_array", "human"):
-            img = self._render_rgb()
-            return img if self.render_mode == "rgb_array" else None
-        return None
-
-    def close(self):
-        pass
+        return self._step_result(rewards, done)
 
     # -- hooks the scheduler, replays and the viewer use ---------------------------------------
     def match_outcome(self) -> dict:
@@ -581,16 +562,7 @@ def parallel_env(**kwargs) -> FighterEnv:
     return FighterEnv(**kwargs)
 
 
-def raw_env(**kwargs):
-    """The AEC form without wrappers."""
-    return parallel_to_aec(FighterEnv(**kwargs))
-
-
-def env(**kwargs):
-    """The AEC form, wrapped the way PettingZoo's own environments are."""
-    e = raw_env(**kwargs)
-    e = wrappers.AssertOutOfBoundsWrapper(e)
-    return wrappers.OrderEnforcingWrapper(e)
+raw_env, env = aec_forms(FighterEnv)
 
 
 __all__ = ["FighterEnv", "parallel_env", "env", "raw_env", "describe", "action_names", "decode",

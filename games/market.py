@@ -56,11 +56,9 @@ from collections import deque
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
-from pettingzoo.utils import wrappers
-from pettingzoo.utils.conversions import parallel_to_aec
 
 from ..errors import UserError
+from ._base import ArenaEnv, aec_forms
 from .orderbook import ASK, BID, MM, OrderBook, load_bars
 
 TICK_HZ = 20
@@ -85,7 +83,7 @@ OBS_SIZE = len(OBS_FIELDS)
 _BIG = 1e7
 
 
-class MarketEnv(ParallelEnv):
+class MarketEnv(ArenaEnv):
     metadata = {"name": "market_v0", "render_modes": ["ansi", "rgb_array"], "render_fps": TICK_HZ,
                 "is_parallelizable": True, "tick_hz": TICK_HZ}
 
@@ -213,24 +211,7 @@ class MarketEnv(ParallelEnv):
             self._sum_d[i] += d
             self._sum_d2[i] += d * d
         done = self.tick >= self.day_ticks
-        obs = self._observations()
-        terms = {a: done for a in self.agents}
-        truncs = {a: False for a in self.agents}
-        infos = {a: {} for a in self.agents}
-        if done:
-            self.agents = []
-        return obs, rewards, terms, truncs, infos
-
-    def render(self):
-        if self.render_mode == "ansi":
-            return self._render_ansi()
-        if self.render_mode in ("rgb_array", "human"):
-            img = self._render_rgb()
-            return img if self.render_mode == "rgb_array" else None
-        return None
-
-    def close(self):
-        pass
+        return self._step_result(rewards, done)
 
     # -- hooks ---------------------------------------------------------------------------------
     def match_outcome(self) -> dict:
@@ -579,14 +560,7 @@ def parallel_env(**kwargs) -> MarketEnv:
     return MarketEnv(**kwargs)
 
 
-def raw_env(**kwargs):
-    return parallel_to_aec(MarketEnv(**kwargs))
-
-
-def env(**kwargs):
-    e = raw_env(**kwargs)
-    e = wrappers.AssertOutOfBoundsWrapper(e)
-    return wrappers.OrderEnforcingWrapper(e)
+raw_env, env = aec_forms(MarketEnv)
 
 
 metadata = MarketEnv.metadata

@@ -15,16 +15,7 @@ pytest.importorskip("transformers")
 TEXT = "Player one has 100 health, player two has 73 health. Distance 4. Reply with one action name."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache_dir(tmp_path_factory):
-    old = os.environ.get("FPX_ARENA_CACHE")
-    path = str(tmp_path_factory.mktemp("fpx-cache"))
-    os.environ["FPX_ARENA_CACHE"] = path
-    yield path
-    if old is None:
-        os.environ.pop("FPX_ARENA_CACHE", None)
-    else:
-        os.environ["FPX_ARENA_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("isolated_fpx_cache")
 
 
 @pytest.fixture(scope="module")

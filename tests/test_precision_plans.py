@@ -1,7 +1,6 @@
 """Precision plans: precision strings, FPX calibration (exact FP4 count, lowest eps), the logit
 error an FPX model may have, plan files and their model identity."""
 import json
-import os
 
 import pytest
 import torch
@@ -19,16 +18,7 @@ pytest.importorskip("transformers")
 TEXT = "The fighter moves left and right, punches, kicks and blocks. Price 101.25, cash 1000, position 0."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache_dir(tmp_path_factory):
-    old = os.environ.get("FPX_ARENA_CACHE")
-    path = str(tmp_path_factory.mktemp("fpx-cache"))
-    os.environ["FPX_ARENA_CACHE"] = path
-    yield path
-    if old is None:
-        os.environ.pop("FPX_ARENA_CACHE", None)
-    else:
-        os.environ["FPX_ARENA_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("isolated_fpx_cache")
 
 
 @pytest.fixture(scope="module")
