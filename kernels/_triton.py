@@ -72,8 +72,20 @@ def kernel_scale(u, USE_ASM: tl.constexpr):
 # ----------------------------------------------------------------------------- epilogue
 
 @triton.jit
+def _to_output(acc, Y, INTERPRET: tl.constexpr):
+    """fp32 -> Y's dtype, rounded to nearest even. The GPU's conversion does this; the CPU
+    interpreter's fp32 -> bf16 truncates, which would double the output's rounding error and
+    make CPU tests disagree with the GPU, so there it is spelled out on the bits."""
+    if INTERPRET and Y.dtype.element_ty == tl.bfloat16:
+        bits = acc.to(tl.uint32, bitcast=True)
+        bits = bits + 0x7FFF + ((bits >> 16) & 1)
+        return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    return acc.to(Y.dtype.element_ty)
+
+
+@triton.jit
 def _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out_mult,
-            FMT: tl.constexpr, HAS_BIAS: tl.constexpr):
+            FMT: tl.constexpr, HAS_BIAS: tl.constexpr, INTERPRET: tl.constexpr):
     if FMT == 0:
         acc = acc * tl.load(WSCALE + offs_n, mask=n_mask, other=0.0)[:, None]
     else:
@@ -81,7 +93,7 @@ def _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out
     if HAS_BIAS:
         acc = acc + tl.load(BIAS + offs_n, mask=n_mask, other=0.0).to(tl.float32)[:, None]
     ptrs = Y + offs_m[None, :] * stride_ym + offs_n[:, None]
-    tl.store(ptrs, acc.to(Y.dtype.element_ty), mask=n_mask[:, None] & m_mask[None, :])
+    tl.store(ptrs, _to_output(acc, Y, INTERPRET), mask=n_mask[:, None] & m_mask[None, :])
 
 
 # ----------------------------------------------------------------------------- weight-only matmul
@@ -203,7 +215,7 @@ def wq_matmul_kernel(
 
     if not SPLIT:
         _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out_mult,
-                FMT, HAS_BIAS)
+                FMT, HAS_BIAS, not USE_ASM)
     else:
         # each split writes its partial tile; the last one to arrive sums them and finishes
         part = PART + offs_m[None, :] * N + offs_n[:, None]
@@ -217,7 +229,7 @@ def wq_matmul_kernel(
             for i in range(SPLIT_K):
                 acc += tl.load(part + i * M * N, mask=mask, other=0.0, cache_modifier=".cg")
             _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out_mult,
-                    FMT, HAS_BIAS)
+                    FMT, HAS_BIAS, not USE_ASM)
             tl.atomic_xchg(lock, 0, sem="relaxed", scope="gpu")     # ready for the next launch
 
 
@@ -242,7 +254,8 @@ def permute_x_kernel(X, XP, K, KP, stride_xm, BLOCK: tl.constexpr):
 def w8a8_matmul_kernel(
     XQ, XS, W, WS, Y, BIAS, M, N, K, stride_xm, stride_ym,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
-    HAS_BIAS: tl.constexpr,
+    HAS_BIAS: tl.constexpr, USE_ASM: tl.constexpr = True,
+    PROMOTE_K: tl.constexpr = None,   # see ops.W8A8_PROMOTE_K
 ):
     """Y = (XQ * XS[:, None]) @ (W * WS[:, None])^T with e4m3 XQ [M, K] and W [N, K] (passed as
     float8_e4m3fn tensors, so the tiles go global -> shared -> wgmma untouched); the per-token
@@ -268,7 +281,7 @@ def w8a8_matmul_kernel(
         k_ok = offs_k < K - k * BK
         a = tl.load(a_ptr, mask=m_mask[:, None] & k_ok[None, :], other=0.0)
         b = tl.load(b_ptr, mask=n_mask[:, None] & k_ok[None, :], other=0.0)
-        acc = tl.dot(a, tl.trans(b), acc)
+        acc = tl.dot(a, tl.trans(b), acc, max_num_imprecise_acc=PROMOTE_K)
         a_ptr += BK
         b_ptr += BK
     xs = tl.load(XS + offs_m, mask=m_mask, other=0.0)
@@ -277,7 +290,7 @@ def w8a8_matmul_kernel(
     if HAS_BIAS:
         acc = acc + tl.load(BIAS + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
     ptrs = Y + offs_m[:, None] * stride_ym + offs_n[None, :]
-    tl.store(ptrs, acc.to(Y.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+    tl.store(ptrs, _to_output(acc, Y, not USE_ASM), mask=m_mask[:, None] & n_mask[None, :])
 
 
 # ----------------------------------------------------------------------------- activation quant

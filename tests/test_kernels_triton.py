@@ -12,6 +12,7 @@ import os
 import pytest
 import torch
 
+from fpx_arena.kernels import ops
 from fpx_arena.kernels import (
     QuantizationError, WQConfig, qlinear, quantize_act_fp8, quantize_fp8_tokens, quantize_weight,
     reference_product, relative_error, triton_available, uses_fp8_activations,
@@ -27,6 +28,14 @@ if FULL:
     SHAPES = {"fp8": (4096, 4096 + 80), "nvfp4": (6144, 4096 + 80), "mxfp4": (4096, 14336 + 96)}
 else:   # N not a multiple of the tile, K not a multiple of 64 (the group) nor of the tile
     SHAPES = {"fp8": (40, 72), "nvfp4": (40, 80), "mxfp4": (40, 96)}
+
+
+def ulps_apart(a, b):
+    """|a - b| in units of the bf16 spacing at max(|a|, |b|) (elementwise), with magnitudes
+    below 1e-3 of b's RMS counted as that: where the sum cancels, fp32 order moves it more."""
+    a, b = a.double().cpu(), b.double().cpu()
+    mag = torch.maximum(a.abs(), b.abs()).clamp_min(1e-3 * float(b.pow(2).mean().sqrt()) + 2.0 ** -126)
+    return (a - b).abs() / torch.exp2(torch.floor(torch.log2(mag)) - 7)
 
 
 def _weight(fmt, n, k, seed):
@@ -52,10 +61,19 @@ def test_triton_matches_float64_product(fmt, m):
     assert y.shape == (m, n) and y.dtype == torch.bfloat16 and torch.isfinite(y).all()
     act = uses_fp8_activations(qw, m, None)
     ref = reference_product(x, qw, bias if m % 2 else None, act_fp8=act)
-    assert relative_error(y, ref) <= 1e-2
-    # the torch backend agrees with the same reference
-    assert relative_error(qlinear(x.cpu(), qw.to("cpu"), None if m % 2 == 0 else bias.cpu(),
-                                  backend="torch"), ref.cpu()) <= 1e-2
+    y_ref = qlinear(x, qw, bias if m % 2 else None, backend="torch")
+    assert relative_error(y_ref, ref) <= 4e-3
+    if CUDA and act:
+        # Hopper's FP8 accumulation (see ops.W8A8_PROMOTE_K): up to 8e-3 on SmolLM2's layers
+        # when left to the hardware, and still short of fp32 within each promoted K tile
+        assert relative_error(y, ref) <= (1.5e-2 if ops.W8A8_PROMOTE_K is None else 4e-3)
+        return
+    # what is left is the bf16 rounding of the output (~1e-3 rel L2; 4e-3 is 2 bits more)
+    assert relative_error(y, ref) <= 4e-3
+    # the torch backend rounds the same fp32 sums: a bf16 step apart where the summation order
+    # tips a rounding (never in the interpreter, which sums like torch)
+    apart = ulps_apart(y, y_ref)
+    assert apart.max() <= (2 if CUDA else 1) and (apart > 0).float().mean() <= (0.05 if CUDA else 0.002)
 
 
 @pytest.mark.parametrize("fmt", ["fp8", "nvfp4"])

@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 from fpx_arena.errors import UserError
 from fpx_arena.kernels import qlinear, quantize_weight
-from fpx_arena.llm import load_model
+from fpx_arena.llm import load_model, open_checkpoint
 from fpx_arena.llm.calibrate import calibration_ids, measure_eps, ranking
 from fpx_arena.llm.precision import bits_with_scales, make_plan
+from fpx_arena.llm.qcache import model_identity
 from fpx_arena.llm.quality import PlanSwitcher
 from fpx_arena.llm.synthetic import build_hf_checkpoint
 
@@ -174,3 +175,52 @@ def test_plan_for_another_model_is_refused_in_one_line(tiny, tmp_path):
     open(path, "w").write("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         load_model(tiny, path, "cpu")
+
+
+def test_quality_report_from_the_command_line(tiny, tmp_path, capsys):
+    """`fpx-arena quality` on a small model: one row per plan, bf16 agrees with itself (also
+    when it is switched back after every plan), FP4 everywhere is at least as far from bf16 as
+    FP8, agreement comes with its interval, and the plot is written."""
+    from fpx_arena.cli import main
+
+    out, png = tmp_path / "q.json", tmp_path / "q.png"
+    assert main(["quality", tiny, "--gammas", "0,1", "--uniform", "fp8,mxfp4", "--obs", "8",
+                 "--max-tokens", "64", "--out", str(out), "--plot", str(png)]) == 0
+    rep = json.loads(out.read_text())
+    rows = {r["precision"]: r for r in rep["configs"]}
+    assert list(rows) == ["bf16", "fpx:0.0", "fpx:1.0", "fp8", "mxfp4"]
+    assert rep["observations"]["by_game"] == {"fighter": 8, "market": 8}
+    assert rows["bf16"]["agreement"] == 1.0 and rows["bf16"]["mean_tv_distance"] == 0.0
+    assert rep["bf16_repeat_agreement"] == 1.0
+    assert rows["fpx:1.0"]["n_fp4"] == rep["n_linear"] and rows["fpx:0.0"]["n_fp4"] == 0
+    assert rows["fpx:0.0"]["perplexity"] == pytest.approx(rows["fp8"]["perplexity"])  # the same plan
+    assert rows["mxfp4"]["mean_tv_distance"] >= rows["fp8"]["mean_tv_distance"] > 0
+    for r in rows.values():
+        lo, hi = r["agreement_ci95"]
+        assert 0 <= lo <= r["agreement"] <= hi <= 1
+    assert png.stat().st_size > 10_000
+    assert "bf16 again after all plans agrees with itself on 100.0%;" in capsys.readouterr().out
+    assert 0 <= rep["bf16_choice_margin"]["median"] <= 1
+    assert main(["quality", tiny, "--gammas", "0,2"]) == 2
+
+
+def test_plan_file_in_fp32_keeps_bf16_layers_bf16(tiny, tmp_path):
+    """A plan file may compute in fp32 while some layers stay bf16 (the lm_head by default):
+    those layers multiply their bf16-rounded weights in fp32 (this is how bench/precision_gpu.py
+    measures a plan's rounding floor)."""
+    m = load_model(tiny, "fp8", "cpu")
+    path = str(tmp_path / "plan32.json")
+    m.plan.save(path)
+    d = json.load(open(path))
+    d["compute_dtype"] = "fp32"
+    d["model"] = model_identity(open_checkpoint(tiny), {n: (x.out_features, x.in_features)
+                                                        for n, x in m.linear_layers().items()})
+    json.dump(d, open(path, "w"))
+    m32 = load_model(tiny, path, "cpu")
+    assert m32.dtype == torch.float32 and m32.lm_head.fmt == "bf16"
+    w = m32.lm_head.weight
+    assert w.dtype == torch.float32 and torch.equal(w, w.bfloat16().float())
+    ids = torch.tensor([m.tokenizer.encode(TEXT)])
+    z32, z16 = m32.logits(ids), m.logits(ids)
+    assert z32.dtype == torch.float32 and torch.isfinite(z32).all()
+    assert F.cosine_similarity(z32.flatten(), z16.float().flatten(), dim=0) > 0.99

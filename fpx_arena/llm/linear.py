@@ -47,7 +47,10 @@ class Linear(nn.Module):
             raise ValueError(f"weight shape {list(weight.shape)} != "
                              f"[{self.out_features}, {self.in_features}]")
         if fmt in DENSE_FORMATS:
-            self.weight = nn.Parameter(weight.to(device=device, dtype=DENSE_FORMATS[fmt]),
+            # rounded to its format, held in the compute dtype (a bf16 layer of an fp32 plan
+            # multiplies bf16-rounded weights in fp32; F.linear needs one dtype)
+            w = weight.to(device=device, dtype=DENSE_FORMATS[fmt])
+            self.weight = nn.Parameter(w.to(compute_dtype) if compute_dtype in DENSE_FORMATS.values() else w,
                                        requires_grad=False)
             self.qweight = None
         else:

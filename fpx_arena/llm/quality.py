@@ -95,11 +95,28 @@ class PlanSwitcher:
                 m.set_quantized(self.quantized[f][n], None, self.model.dtype, self.model.device)
 
 
-def choose_actions(model, model_path: str, observations) -> list[int]:
-    """The LLM agent's constrained choice for each (game module, player, obs, info)."""
+def observation_set(first_seed: int, per_game: int, per_match: int = 15, ticks: int = 900):
+    """per_game observations of each game, at most per_match from one scripted match (so that
+    they are not near-copies of each other), from seeds first_seed, first_seed + 1, ..."""
+    from .calibrate import CALIBRATION_MATCHES
+
+    out, counts = [], {}
+    for seed in range(first_seed, first_seed + 2 * (per_game // per_match + 2)):  # bounded, short matches too
+        if len(counts) == len(CALIBRATION_MATCHES) and min(counts.values()) >= per_game:
+            break
+        for mod, who, obs, info in game_observations(seed, ticks=ticks, per_game=min(per_match, per_game)):
+            if counts.get(mod.__name__, 0) < per_game:
+                counts[mod.__name__] = counts.get(mod.__name__, 0) + 1
+                out.append((mod, who, obs, info))
+    return out
+
+
+def choose_actions(model, model_path: str, observations) -> tuple[list[int], list[dict[str, float]]]:
+    """The LLM agent's constrained choice for each (game module, player, obs, info), and its
+    distribution over the legal actions (softmax of the continuations' log-probabilities)."""
     from ..agents.llm import LLMAgent
 
-    agents, out = {}, []
+    agents, actions, dists = {}, [], []
     for mod, who, obs, info in observations:
         key = (mod.__name__, who)
         if key not in agents:
@@ -107,8 +124,36 @@ def choose_actions(model, model_path: str, observations) -> list[int]:
             a.model, a.cache, a.game = model, model.new_cache(1024), mod
             a.reset(who)
             agents[key] = a
-        out.append(int(agents[key].act(obs, info)))
-    return out
+        actions.append(int(agents[key].act(obs, info)))
+        names = list(agents[key].last_scores)
+        p = torch.tensor([agents[key].last_scores[n] for n in names], dtype=torch.float64).softmax(0)
+        dists.append(dict(zip(names, p.tolist())))
+    return actions, dists
+
+
+def choice_margins(dists: list[dict[str, float]]) -> dict:
+    """How decided the model is: the probability gap between its first and second choice
+    (a small gap is flipped by a small perturbation, whatever the format)."""
+    gaps = sorted((lambda v: v[0] - (v[1] if len(v) > 1 else 0.0))(sorted(d.values(), reverse=True)) for d in dists)
+    if not gaps:
+        return {}
+    return {"median": gaps[len(gaps) // 2], "share_below_0.05": sum(g < 0.05 for g in gaps) / len(gaps),
+            "share_below_0.2": sum(g < 0.2 for g in gaps) / len(gaps)}
+
+
+def tv_distance(p: dict[str, float], q: dict[str, float]) -> float:
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion k/n (95% by default)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
 
 
 def spearman(a: dict[str, float], b: dict[str, float]) -> float:
@@ -120,7 +165,7 @@ def spearman(a: dict[str, float], b: dict[str, float]) -> float:
     return 1 - 6 * d2 / (n * (n * n - 1)) if n > 1 else 1.0
 
 
-def quality_report(source: str, gammas=GAMMAS, uniform=QUANTIZED, obs_per_game: int = 6,
+def quality_report(source: str, gammas=GAMMAS, uniform=QUANTIZED, obs_per_game: int = 150,
                    calib_seeds=(0,), heldout_seeds=(100,), max_tokens: int = 320,
                    progress: bool = True, device: str = "cpu") -> dict:
     from .loader import load_model, open_checkpoint
@@ -147,16 +192,15 @@ def quality_report(source: str, gammas=GAMMAS, uniform=QUANTIZED, obs_per_game: 
     # held-out text and the fixed observations
     heldout = [tok.encode(t)[:max_tokens] for t in game_prompts(tok, heldout_seeds, per_game=1)]
     heldout += _chunks(tok, HELDOUT_TEXT, max_tokens)
-    observations = []
-    for s in heldout_seeds:
-        observations += game_observations(s + 1, ticks=600, per_game=obs_per_game)
+    observations = observation_set(heldout_seeds[0] + 1, obs_per_game)
+    games_of = [m.__name__.rsplit(".", 1)[-1] for m, *_ in observations]
 
     switcher = PlanSwitcher(model, src, tuple(dict.fromkeys(("fp8", "nvfp4") + tuple(uniform))), progress=progress)
     configs = [("bf16", {})] + [(f"fpx:{g}", fpx_formats(ranking, g)) for g in gammas]
     configs += [(f, {n: f for n in shapes}) for f in uniform]
     from .precision import Plan
 
-    rows, base_actions = [], None
+    rows, base = [], None
     it = configs
     if progress:
         from tqdm import tqdm
@@ -166,21 +210,30 @@ def quality_report(source: str, gammas=GAMMAS, uniform=QUANTIZED, obs_per_game: 
         t0 = time.perf_counter()
         switcher.apply(formats)
         ppl, nll = perplexity(model, heldout)
-        actions = choose_actions(model, source, observations)
-        if base_actions is None:
-            base_actions = actions
-        agree = sum(a == b for a, b in zip(actions, base_actions)) / len(actions)
+        actions, dists = choose_actions(model, source, observations)
+        if base is None:
+            base = actions, dists
+        same = [a == b for a, b in zip(actions, base[0])]
+        tv = [tv_distance(p, q) for p, q in zip(dists, base[1])]
         plan = Plan(name, torch.bfloat16, {n: formats.get(n, "bf16") for n in shapes})
         rows.append({"precision": name, "gamma": float(name[4:]) if name.startswith("fpx:") else None,
                      "n_fp4": plan.count("nvfp4") + plan.count("mxfp4"), "bits": plan.bits(shapes),
-                     "perplexity": ppl, "nll": nll, "agreement": agree, "actions": actions,
+                     "perplexity": ppl, "nll": nll, "agreement": sum(same) / len(same),
+                     "agreement_ci95": wilson(sum(same), len(same)),
+                     "agreement_by_game": {g: sum(x for x, gg in zip(same, games_of) if gg == g) / games_of.count(g)
+                                           for g in sorted(set(games_of))},
+                     "mean_tv_distance": sum(tv) / len(tv), "actions": actions,
                      "seconds": time.perf_counter() - t0})
     switcher.apply({})
+    # back to bf16 after every plan: the same choices again (the switching is clean and the
+    # agent deterministic, so any disagreement above is the formats' doing)
+    repeat_actions, _ = choose_actions(model, source, observations)
 
     kinds = eps_by_kind(ranking)
     return {
         "model": source, "checkpoint_sha256": checkpoint_sha256(src.path),
-        "device": f"{device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": (f"{device} ({torch.cuda.get_device_name(model.device)})" if model.device.type == "cuda" else
+                   f"{device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"),
         "n_linear": len(shapes),
         "calibration": {"set_a": f"agent prompts from scripted games, seeds {list(calib_seeds)}",
                         "set_a_sequences": len(set_a), "set_a_tokens": sum(map(len, set_a)),
@@ -188,8 +241,11 @@ def quality_report(source: str, gammas=GAMMAS, uniform=QUANTIZED, obs_per_game: 
                         "set_b_tokens": sum(map(len, set_b))},
         "heldout": {"sequences": len(heldout), "tokens": sum(map(len, heldout)),
                     "what": f"agent prompts of seeds {list(heldout_seeds)} + HELDOUT_TEXT"},
-        "observations": {"n": len(observations), "games": sorted({m.__name__.rsplit('.', 1)[-1] for m, *_ in observations}),
-                         "seeds": [s + 1 for s in heldout_seeds]},
+        "observations": {"n": len(observations), "by_game": {g: games_of.count(g) for g in sorted(set(games_of))},
+                         "first_seed": heldout_seeds[0] + 1,
+                         "what": "states from scripted matches (at most 15 per match), the LLM agent in constrained mode"},
+        "bf16_repeat_agreement": sum(a == b for a, b in zip(repeat_actions, base[0])) / len(observations),
+        "bf16_choice_margin": choice_margins(base[1]),
         "eps": {n: {"nvfp4": eps_a["nvfp4"][n], "fp8": eps_a["fp8"][n],
                     "nvfp4_set_b": eps_b[n], "kind": layer_kind(n)} for n in shapes},
         "eps_nvfp4_by_kind": kinds,
@@ -207,17 +263,24 @@ def plot(report: dict, path: str) -> None:
 
     rows = [r for r in report["configs"] if r["gamma"] is not None]
     flat = {r["precision"]: r for r in report["configs"] if r["gamma"] is None}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
     g = [r["gamma"] for r in rows]
-    for ax, key, label in ((axes[0], "perplexity", "held-out perplexity"), (axes[1], "agreement", "action agreement with bf16")):
-        ax.plot(g, [r[key] for r in rows], "o-", label="fpx:gamma (FP4 = lowest eps)")
+    panels = (("perplexity", "held-out perplexity"), ("agreement", "action agreement with bf16 (95% CI)"),
+              ("mean_tv_distance", "mean TV distance of the action distribution to bf16"))
+    for ax, (key, label) in zip(axes, panels):
+        if key == "agreement":
+            lo = [max(0.0, r[key] - r["agreement_ci95"][0]) for r in rows]
+            hi = [max(0.0, r["agreement_ci95"][1] - r[key]) for r in rows]
+            ax.errorbar(g, [r[key] for r in rows], yerr=[lo, hi], fmt="o-", capsize=3, label="fpx:gamma (FP4 = lowest eps)")
+        else:
+            ax.plot(g, [r[key] for r in rows], "o-", label="fpx:gamma (FP4 = lowest eps)")
         for name, style in (("bf16", "k--"), ("fp8", "g:"), ("nvfp4", "r:"), ("mxfp4", "m-.")):
             if name in flat:
                 ax.axhline(flat[name][key], linestyle=style[1:], color=style[0], label=name)
         ax.set_xlabel("gamma (fraction of linear layers in FP4)")
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
-    ax = axes[2]
+    ax = axes[3]
     kinds = sorted({v["kind"] for v in report["eps"].values()})
     for k in kinds:
         items = [(int(n.split(".")[1]), v["nvfp4"]) for n, v in report["eps"].items() if v["kind"] == k and n.startswith("layers.")]
