@@ -10,7 +10,9 @@ Two ways to choose:
 - ``constrained`` (default): the reply "<action name><end of turn>" of every legal action is
   scored in one forward against the cached prompt and the most likely one is taken: always
   legal. By default that forward also carries the decision's new prompt tokens (``fused``):
-  one model call per decision.
+  one model call per decision. On a GPU that call is replayed from a CUDA graph
+  (``graphs``, default on: one launch instead of a few hundred; see llm/cuda_graph.py), and
+  so is each decode step of ``free`` mode.
 - ``free``: greedy generation of up to ``max_tokens`` tokens, parsed into an action name (the
   LLM Colosseum / FPX-bench way). An answer that names no legal action returns None: the
   scheduler applies the late policy and counts the decision as abstained.
@@ -161,7 +163,8 @@ class LLMAgent:
     """An agent that asks a language model (see the module doc). Keyword options come from the
     spec's query string: mode, max_tokens, device, prefix_cache (keep the prompt prefix in the
     KV cache), fused (constrained mode: the state's tokens and the replies in one forward rather
-    than a prefill then a scoring pass), game, system_prompt, threads (torch's CPU threads, a
+    than a prefill then a scoring pass), graphs (on a GPU, replay the decision's forward or
+    each decode step from a CUDA graph; graphs=0 for eager), game, system_prompt, threads (torch's CPU threads, a
     process-wide setting: on a CPU shared with other busy processes, 1 thread per process is
     often several times faster than torch's default of one per core).
 
@@ -171,7 +174,8 @@ class LLMAgent:
 
     def __init__(self, model: str, precision: str = "bf16", mode: str = "constrained", max_tokens: int = 8,
                  device=None, prefix_cache: bool = True, game: str | None = None,
-                 system_prompt: str | None = None, fused: bool = True, threads: int | None = None):
+                 system_prompt: str | None = None, fused: bool = True, threads: int | None = None,
+                 graphs: bool = True):
         from ..llm.precision import make_plan
         from ..llm.registry import resolve
 
@@ -188,6 +192,8 @@ class LLMAgent:
         self.max_tokens, self.device = max_tokens, device
         self.prefix_cache = bool(prefix_cache)
         self.fused = bool(fused)
+        self.graphs = bool(graphs)
+        self._runner = None  # the CUDA-graph scorer or decoder of self.cache (created on first use)
         self.system_prompt = system_prompt
         self.game = None
         if game is not None:
@@ -221,7 +227,7 @@ class LLMAgent:
             torch.set_num_threads(self.threads)
         if self.model is None:
             self.model = get_model(self.model_name, self.precision, self.device)
-            self.cache = self.model.new_cache(512)
+            self.cache = self.model.new_cache(1024 if self.graphs and self.model.device.type == "cuda" else 512)
         self.builder = None
         if self.game is not None:
             self._prepare()
@@ -249,7 +255,8 @@ class LLMAgent:
         new_ids = prompt.tail_ids if self.prefix_cache else prompt.ids
         if self.mode == "constrained" and self.fused:
             # the new tokens and every legal reply in one forward: all of it is prefill work
-            scores = model.score_continuations(prompt.candidates, cache, context=new_ids).tolist()
+            scores = model.score_continuations(prompt.candidates, cache, context=new_ids,
+                                               runner=self._graph_runner()).tolist()
             self._sync()
             t1 = t2 = time.perf_counter()
         else:
@@ -271,6 +278,9 @@ class LLMAgent:
 
     def _generate(self, prompt: Prompt):
         model, cache, tok = self.model, self.cache, self.model.tokenizer
+        step = self._graph_decoder()
+        if step is None or cache.length + self.max_tokens > cache.capacity:
+            step = lambda t: model.decode(t, cache)[0]  # noqa: E731
         logits, out = cache.last_logits, []
         for _ in range(self.max_tokens):
             token = int(logits.argmax())
@@ -279,13 +289,33 @@ class LLMAgent:
             out.append(token)
             if len(out) == self.max_tokens:
                 break
-            logits = model.decode(token, cache)[0]
+            logits = step(token)
         self.last_reply = tok.decode(out)
         action = parse_action(self.last_reply, prompt.action_names)
         if action is None or action not in prompt.legal:
             self.unparsed += 1
             return None
         return action
+
+    def _graph_runner(self):
+        """The CUDA-graph scorer of constrained decisions (None off a GPU or with graphs=0)."""
+        if not self.graphs or self.model.device.type != "cuda":
+            return None
+        if self._runner is None or self._runner.cache is not self.cache:
+            from ..llm.cuda_graph import GraphScorer
+
+            self._runner = GraphScorer(self.model, self.cache)
+        return self._runner
+
+    def _graph_decoder(self):
+        """Free mode's decode step replayed from a CUDA graph (None off a GPU or with graphs=0)."""
+        if not self.graphs or self.model.device.type != "cuda" or self.cache.length >= self.cache.capacity:
+            return None
+        if self._runner is None or self._runner.cache is not self.cache:
+            from ..llm.cuda_graph import GraphDecoder
+
+            self._runner = GraphDecoder(self.model, self.cache)
+        return self._runner
 
     def _sync(self) -> None:
         if self.model is not None and self.model.device.type == "cuda":

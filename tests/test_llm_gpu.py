@@ -31,3 +31,81 @@ def test_graph_decode_equals_eager_decode(compile):
         assert rel_err(e, full[t]) < 1e-4
         assert rel_err(g, e) < 1e-4, t
     assert graph_cache.length == eager_cache.length == 96
+
+
+def test_graph_scorer_equals_eager_scoring():
+    """Constrained decisions replayed from CUDA graphs give the eager scores, across width
+    buckets, a row too wide for any graph (eager fallback) and a cache that reallocates."""
+    from fpx_arena.llm.cuda_graph import GraphScorer
+
+    c = ModelConfig(vocab_size=1000, dim=256, n_layers=4, n_heads=8, n_kv_heads=2, head_dim=32,
+                    intermediate_size=512, max_position=2048, tie_embeddings=True)
+    model = init_random(Transformer(c, device="cuda", dtype=torch.float32).eval(), std=0.1)
+    g = torch.Generator().manual_seed(3)
+    prefix = torch.randint(0, 1000, (60,), generator=g).tolist()
+    graph_cache, eager_cache = model.new_cache(256), model.new_cache(256)
+    scorer = GraphScorer(model, graph_cache, max_width=64)
+    for cache in (graph_cache, eager_cache):
+        model.prefill(prefix, cache)
+    for step, tail_len in enumerate((3, 12, 20, 40, 7, 90, 5, 150, 4)):
+        tail = torch.randint(0, 1000, (tail_len,), generator=g).tolist()
+        cands = [torch.randint(0, 1000, (1 + i % 3,), generator=g).tolist() for i in range(5)]
+        for cache in (graph_cache, eager_cache):
+            cache.truncate(60)
+        with torch.inference_mode():
+            got = model.score_continuations(cands, graph_cache, context=tail, runner=scorer)
+            want = model.score_continuations(cands, eager_cache, context=tail)
+        assert rel_err(got, want) < 1e-4, (step, got, want)
+        assert graph_cache.length == eager_cache.length == 60 + tail_len
+    assert scorer.replays >= 6 and scorer.fallbacks >= 1          # 90 and 150 tokens: too wide
+    assert sorted(scorer.graphs) == [16, 32, 64]
+    # a prompt longer than the cache: reserve() reallocates, the graphs are captured again
+    long_tail = torch.randint(0, 1000, (230,), generator=g).tolist()
+    with torch.inference_mode():
+        model.score_continuations([[1]], graph_cache, context=long_tail, runner=scorer)
+        graph_cache.truncate(60)
+        got = model.score_continuations([[5, 6]], graph_cache, context=[7, 8], runner=scorer)
+        eager_cache.truncate(60)
+        want = model.score_continuations([[5, 6]], eager_cache, context=[7, 8])
+    assert rel_err(got, want) < 1e-4 and scorer.graphs and graph_cache.capacity > 256
+
+
+def test_llm_agent_with_graphs_plays_like_the_eager_agent(tmp_path):
+    """The same seeded match, graphs on and off: identical actions (fp32 model on the GPU)."""
+    from fpx_arena import agents, games, run_match
+    from fpx_arena.llm.synthetic import build_hf_checkpoint
+
+    folder = str(tmp_path / "tiny")
+    build_hf_checkpoint(folder, arch="llama", seed=2)
+    actions = []
+    for graphs in (1, 0):
+        agent = agents.make(f"llm:{folder}@fp32?device=cuda&graphs={graphs}")
+        result = run_match(games.make("fighter"), {"p0": agent, "p1": agents.make("fighter/reactive")},
+                           clock="lockstep", seed=4, max_ticks=120)
+        actions.append(result.trace.actions)
+        if graphs:
+            assert agent._runner is not None and agent._runner.replays > 0
+    assert actions[0] == actions[1]
+
+
+def test_free_mode_with_graph_decode_generates_what_eager_decode_does(tmp_path):
+    """Free mode: the same replies, token for token, with and without the graph decoder."""
+    from fpx_arena import agents, games
+    from fpx_arena.llm.quality import observation_set
+    from fpx_arena.llm.synthetic import build_hf_checkpoint
+
+    folder = str(tmp_path / "tiny")
+    build_hf_checkpoint(folder, arch="llama", seed=3)
+    observations = [o for o in observation_set(7, 6) if o[0] is games.module("fighter")]
+    replies = []
+    for graphs in (1, 0):
+        agent = agents.make(f"llm:{folder}@fp32?device=cuda&mode=free&max_tokens=6&graphs={graphs}&game=fighter")
+        agent.reset("p0")
+        out = []
+        for _, who, obs, info in observations:
+            agent.act(obs, info)
+            out.append(agent.last_reply)
+        replies.append(out)
+        if graphs:
+            assert type(agent._runner).__name__ == "GraphDecoder"
+    assert replies[0] == replies[1] and any(replies[0])

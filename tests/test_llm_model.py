@@ -143,3 +143,35 @@ def test_static_shape_step_equals_decode(pair):
             out = static_step(ours, cache, ids[:, t:t + 1], torch.tensor([cache.length]))
             cache.length += 1
             assert rel_err(out, ref[0, t]) <= 1e-4
+
+
+def test_static_shape_scoring_equals_eager_scoring(pair):
+    """The constrained decision's forward that GraphScorer captures (padded to a fixed width,
+    whole-cache attention under a mask built from groups and positions) scores the candidates
+    as the eager forward does and leaves the cache in the same state."""
+    from fpx_arena.llm.cuda_graph import static_score
+
+    ours, _, ids, _ = pair
+    width = 32
+
+    def padded(cache):
+        def run(tokens, positions, group):
+            n, pad = len(tokens), width - len(tokens)
+            last = int(positions[-1])
+            return static_score(ours, cache, torch.tensor([list(tokens) + [0] * pad]),
+                                torch.cat([positions, torch.arange(last + 1, last + 1 + pad)]),
+                                torch.cat([group, torch.full((pad,), -2)]), torch.tensor([cache.length]))[:n]
+        return run
+
+    candidates = [[5, 6, 7], [9], [11, 12], [5, 13]]
+    for context in ([21, 22, 23, 24, 25], []):
+        caches = [ours.new_cache(96), ours.new_cache(96)]
+        for c in caches:
+            ours.prefill(ids[0, :40], c)
+        with torch.inference_mode():
+            eager = ours.score_continuations(candidates, caches[0], context=context)
+            static = ours.score_continuations(candidates, caches[1], context=context, runner=padded(caches[1]))
+        assert torch.allclose(static, eager, atol=1e-4), (context, static, eager)
+        assert caches[0].length == caches[1].length == 40 + len(context)
+        n = caches[0].length
+        assert torch.allclose(caches[0].k[:, :, :, :n], caches[1].k[:, :, :, :n], atol=1e-5)

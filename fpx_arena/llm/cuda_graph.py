@@ -68,3 +68,85 @@ class GraphDecoder:
         cache.length += 1
         cache.last_logits = self.logits
         return self.logits
+
+
+def static_score(model: Transformer, cache: KVCache, tokens: torch.Tensor, positions: torch.Tensor,
+                 group: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """The forward of ``score_continuations`` with static shapes: W packed tokens [1, W] (a
+    prompt's tail, group -1, then candidate tokens, group = candidate; padding has group -2)
+    written at cache slots base..base+W-1, attending over the whole cache under a mask built
+    here from ``group`` and ``positions``. Returns logits [W, vocab]."""
+    width = tokens.shape[1]
+    k_slot = torch.arange(cache.capacity, device=tokens.device)
+    rel = k_slot - base                                    # the key's index among the W tokens
+    new = (rel >= 0) & (rel < width)
+    rel = rel.clamp(0, width - 1)
+    g_key, p_key = group[rel], positions[rel]
+    visible = (g_key[None, :] == -1) | (g_key[None, :] == group[:, None])
+    mask = (k_slot < base)[None, :] | (new[None, :] & visible & (p_key[None, :] <= positions[:, None]))
+    slots = base + torch.arange(width, device=tokens.device)
+    return model._forward(tokens, positions, cache, slots, mask)[0]
+
+
+class GraphScorer:
+    """runner(tokens, positions, group) for ``Transformer.score_continuations``: the packed
+    forward of a constrained decision replayed from a CUDA graph, one graph per width bucket
+    (16, 32, ... ``max_width``), captured on first use. At batch 1 a decision of a small model is
+    a few hundred kernels whose launches cost more than their work; a replay is one launch.
+    Returns None (the caller runs the eager forward) when the row is wider than ``max_width``
+    or would not fit the cache; if the cache is reallocated the graphs are captured again."""
+
+    def __init__(self, model: Transformer, cache: KVCache, max_width: int = 256, warmup: int = 2):
+        if model.device.type != "cuda":
+            raise ValueError("CUDA graphs need the model on a CUDA device")
+        self.model, self.cache, self.max_width, self.warmup = model, cache, max_width, warmup
+        self.graphs: dict[int, tuple] = {}
+        self._cache_ptr = cache.k.data_ptr()
+        self.replays = self.fallbacks = 0
+
+    def _capture(self, width: int) -> tuple:
+        dev = self.model.device
+        buf = {"tokens": torch.zeros(1, width, dtype=torch.long, device=dev),
+               "positions": torch.zeros(width, dtype=torch.long, device=dev),
+               "group": torch.full((width,), -2, dtype=torch.long, device=dev),
+               "base": torch.full((1,), self.cache.length, dtype=torch.long, device=dev)}
+        run = lambda: static_score(self.model, self.cache, **buf)  # noqa: E731
+        # warm-up (kernel tuning, allocator) on a side stream, then capture; both write keys
+        # only past the cache's length, which a real call overwrites before using
+        stream = torch.cuda.Stream(dev)
+        stream.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(stream), torch.inference_mode():
+            for _ in range(self.warmup):
+                run()
+        torch.cuda.current_stream(dev).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.inference_mode():
+            out = run()
+        return graph, buf, out
+
+    def __call__(self, tokens: list[int], positions: torch.Tensor, group: torch.Tensor):
+        n, cache = len(tokens), self.cache
+        width = 16
+        while width < n:
+            width *= 2
+        if width > self.max_width or cache.length + width > cache.capacity:
+            self.fallbacks += 1
+            return None
+        if cache.k.data_ptr() != self._cache_ptr:  # reserve() reallocated it: the graphs point at the old one
+            self.graphs.clear()
+            self._cache_ptr = cache.k.data_ptr()
+        if width not in self.graphs:
+            self.graphs[width] = self._capture(width)
+        graph, buf, out = self.graphs[width]
+        pad = width - n
+        dev = buf["tokens"].device
+        buf["tokens"][0].copy_(torch.tensor(list(tokens) + [0] * pad, device="cpu"), non_blocking=False)
+        last = int(positions[-1]) if n else cache.length
+        buf["positions"][:n].copy_(positions)
+        buf["positions"][n:].copy_(torch.arange(last + 1, last + 1 + pad, device=dev))
+        buf["group"][:n].copy_(group)
+        buf["group"][n:].fill_(-2)
+        buf["base"].fill_(cache.length)
+        graph.replay()
+        self.replays += 1
+        return out[:n]

