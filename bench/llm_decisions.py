@@ -124,7 +124,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         sys.exit("needs CUDA")
     from fpx_arena.agents.llm import PromptBuilder
-    from fpx_arena.llm import load_model
+    from fpx_arena.llm import load_model, open_checkpoint
     from fpx_arena.llm.quality import observation_set
 
     work = tempfile.mkdtemp(prefix="fpx-dec-")
@@ -152,13 +152,11 @@ def main() -> int:
               f"x{row['speedup_p50']:.1f}  same action {row['graph_vs_eager_same_action']:.0%}", flush=True)
         del model
         torch.cuda.empty_cache()
-    from fpx_arena.llm import open_checkpoint
-
     # free mode (generate up to 8 tokens, then parse), bf16: graph-replayed decode steps
     model = load_model(folder, "bf16", "cuda")
     free = {}
     for graphs in (False, True):
-        ms, actions = time_agent(model, folder, observations[:60], graphs=graphs, mode="free", max_tokens=8)
+        ms, _ = time_agent(model, folder, observations[:60], graphs=graphs, mode="free", max_tokens=8)
         free["graph" if graphs else "eager"] = summary(ms)
     free["speedup_p50"] = free["eager"]["p50_ms"] / free["graph"]["p50_ms"]
     print(f"free mode bf16 (8 tokens): eager p50 {free['eager']['p50_ms']:.2f} ms, graph {free['graph']['p50_ms']:.2f} ms", flush=True)

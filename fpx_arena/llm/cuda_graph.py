@@ -102,6 +102,7 @@ class GraphScorer:
         self.model, self.cache, self.max_width, self.warmup = model, cache, max_width, warmup
         self.graphs: dict[int, tuple] = {}
         self._cache_ptr = cache.k.data_ptr()
+        self._pad_offsets = torch.arange(max_width, device=model.device)
         self.replays = self.fallbacks = 0
 
     def _capture(self, width: int) -> tuple:
@@ -139,11 +140,11 @@ class GraphScorer:
             self.graphs[width] = self._capture(width)
         graph, buf, out = self.graphs[width]
         pad = width - n
-        dev = buf["tokens"].device
-        buf["tokens"][0].copy_(torch.tensor(list(tokens) + [0] * pad, device="cpu"), non_blocking=False)
-        last = int(positions[-1]) if n else cache.length
+        buf["tokens"][0].copy_(torch.tensor(list(tokens) + [0] * pad))
+        # padding: its own group, positions after the last real one (computed on the device:
+        # reading positions[-1] back would stall on the GPU)
         buf["positions"][:n].copy_(positions)
-        buf["positions"][n:].copy_(torch.arange(last + 1, last + 1 + pad, device=dev))
+        buf["positions"][n:].copy_(positions[-1] + 1 + self._pad_offsets[:pad])
         buf["group"][:n].copy_(group)
         buf["group"][n:].fill_(-2)
         buf["base"].fill_(cache.length)

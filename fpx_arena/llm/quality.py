@@ -23,6 +23,7 @@ import time
 import torch
 
 from .calibrate import calibration_ids, eps_by_kind, game_observations, game_prompts, layer_kind, measure_eps
+from ..stats import tv_distance, wilson
 from .precision import QUANTIZED, fpx_formats, is_block_linear
 
 GAMMAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -134,26 +135,15 @@ def choose_actions(model, model_path: str, observations) -> tuple[list[int], lis
 def choice_margins(dists: list[dict[str, float]]) -> dict:
     """How decided the model is: the probability gap between its first and second choice
     (a small gap is flipped by a small perturbation, whatever the format)."""
-    gaps = sorted((lambda v: v[0] - (v[1] if len(v) > 1 else 0.0))(sorted(d.values(), reverse=True)) for d in dists)
+    gaps = []
+    for d in dists:
+        ranked = sorted(d.values(), reverse=True) + [0.0]
+        gaps.append(ranked[0] - ranked[1])
+    gaps.sort()
     if not gaps:
         return {}
     return {"median": gaps[len(gaps) // 2], "share_below_0.05": sum(g < 0.05 for g in gaps) / len(gaps),
             "share_below_0.2": sum(g < 0.2 for g in gaps) / len(gaps)}
-
-
-def tv_distance(p: dict[str, float], q: dict[str, float]) -> float:
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a proportion k/n (95% by default)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
 
 
 def spearman(a: dict[str, float], b: dict[str, float]) -> float:

@@ -13,7 +13,6 @@ match results against every scripted bot, under lockstep (quality alone) and a r
 """
 from __future__ import annotations
 
-import math
 import os
 import platform
 import random
@@ -22,6 +21,7 @@ import time
 import numpy as np
 
 from ..errors import UserError
+from ..stats import tv_distance, wilson
 
 GAMES = ("fighter", "market")
 EXPERT = {"fighter": "fighter/reactive", "market": "market/informed"}
@@ -29,17 +29,6 @@ AGREEMENT_SEED = 900_000  # fresh held-out episodes: seeds no `fpx-arena dataset
 
 
 # --- intervals ------------------------------------------------------------------------------------
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion k/n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def bootstrap_mean(xs, resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
     """(mean, low, high): percentile bootstrap 95% interval of the mean, seeded."""
     x = np.asarray(xs, dtype=float)
@@ -213,8 +202,7 @@ def compare_to_reference(a: dict, ref: dict) -> dict:
     the share of identical choices and the mean total-variation distance between the two
     policies' distributions over the legal actions (finer than agreement with the expert)."""
     same = [x == y for x, y in zip(a["_chosen"], ref["_chosen"])]
-    tv = [0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
-          for p, q in zip(a["_dists"], ref["_dists"])]
+    tv = [tv_distance(p, q) for p, q in zip(a["_dists"], ref["_dists"])]
     k = int(sum(same))
     return {"same_action": k / len(same) if same else None, "same_action_ci95": list(wilson(k, len(same))),
             "mean_tv_distance": float(np.mean(tv)) if tv else None,
