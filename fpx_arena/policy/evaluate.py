@@ -227,6 +227,13 @@ def machine() -> str:
     return device_name(torch.device("cpu"))
 
 
+def gpu_name() -> str | None:
+    """The card the LLM agents run on (they take CUDA when there is one), else None."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
 def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str], games: list[str],
              opponents: dict | None = None, data: list[str] | None = None, agreement_episodes: int = 4,
              agreement_limit: int = 1500, realtime_matches: int | None = None, workers: int = 1,
@@ -241,7 +248,7 @@ def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str],
     opponents = opponents or {g: opponents_of(g) for g in games}
     t0 = time.perf_counter()
     report = {"model": model, "precisions": precisions, "matches": matches, "clocks": clocks,
-              "cpu": machine(), "torch_threads_per_worker": threads, "workers": workers,
+              "cpu": machine(), "gpu": gpu_name(), "torch_threads_per_worker": threads, "workers": workers,
               "python": platform.python_version(), "command": command, "agreement": {}, "results": {},
               "baselines": {}}
     import torch
