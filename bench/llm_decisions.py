@@ -45,15 +45,11 @@ def export_tokenizer(out: str) -> None:
 
 
 def build_model_folder(tokenizer_dir: str, folder: str) -> None:
-    import transformers
+    """Random weights of SmolLM2-135M's shape (as bench/precision_gpu.py builds them), with
+    SmolLM2's own tokenizer and chat template in place of the small test tokenizer."""
+    from precision_gpu import build_checkpoint
 
-    from fpx_arena.llm.synthetic import hf_config, randomize
-    from precision_gpu import SMOLLM2_SHAPE
-
-    model = transformers.AutoModelForCausalLM.from_config(hf_config("llama", **SMOLLM2_SHAPE), dtype=torch.float32)
-    randomize(model, 0, std=0.02)
-    model.tie_weights()
-    model.save_pretrained(folder, safe_serialization=True)
+    build_checkpoint(folder)
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(os.path.join(tokenizer_dir, f), folder)
 
