@@ -22,7 +22,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # last: never shadow installed packages
 
 from fpx_arena.kernels import ops, qlinear, quantize_weight  # noqa: E402
 from fpx_arena.kernels.formats import QuantizedWeight  # noqa: E402

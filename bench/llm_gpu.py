@@ -36,7 +36,7 @@ import transformers
 from transformers.utils import import_utils
 
 import_utils.is_kernels_available()
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: never shadow installed packages
 
 from fpx_arena.llm.checkpoint import hf_name
 from fpx_arena.llm.cuda_graph import GraphDecoder

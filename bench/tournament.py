@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # last: never shadow installed packages
 
 from fpx_arena import agents as agent_registry  # noqa: E402
 from fpx_arena.scheduler import run_match  # noqa: E402

@@ -1,5 +1,14 @@
 """Fixtures several test modules share."""
 import os
+import sys
+from pathlib import Path
+
+# `python -m pytest` run at the repository root puts the root on sys.path, where the folders
+# `kernels/`, `agents/` and `games/` (installed as fpx_arena.kernels, ...) would shadow real
+# top-level packages: transformers >= 5 imports Hugging Face's `kernels` and found ours. The
+# package is installed, so the tests import it from there and never from the bare folders.
+_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT]
 
 import pytest
 

@@ -305,20 +305,45 @@ def openskill_ratings(games: list[Game]) -> dict[str, dict]:
 
 # --------------------------------------------------------------------------- means with intervals
 
-def t_quantile(p: float, df: int) -> float:
-    """Student t quantile: scipy's where installed, else the Cornish-Fisher expansion around
-    the normal quantile (within 1% of the true value for df >= 3)."""
-    try:
-        from scipy.stats import t
+def t_cdf(x: float, df: int) -> float:
+    """Student t distribution function for a whole number of degrees of freedom, from the
+    finite series for odd and even df (Abramowitz & Stegun 26.7.3-4): exact to rounding."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    theta = math.atan2(x, math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2:  # odd: 2/pi * (theta + sin cos (1 + 2/3 cos^2 + ...))
+        term, total = math.cos(theta), 0.0
+        if df > 1:
+            total = term
+            for k in range(3, df - 1, 2):
+                term *= c2 * (k - 1) / k
+                total += term
+        a = (2 / math.pi) * (theta + s * total)
+    else:  # even: sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)
+        term, total = 1.0, 1.0
+        for k in range(2, df - 1, 2):
+            term *= c2 * (k - 1) / k
+            total += term
+        a = s * total
+    return 0.5 + 0.5 * a
 
-        return float(t.ppf(p, df))
-    except ImportError:
-        pass
-    z = NormalDist().inv_cdf(p)
-    v = float(df)
-    return (z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
-            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3)
-            + (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / (92160 * v ** 4))
+
+def t_quantile(p: float, df: int) -> float:
+    """Student t quantile: t_cdf inverted by bisection to double precision (no scipy)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"probability must be in (0, 1), got {p}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
 
 
 def mean_interval(values, *, confidence: float = 0.95, method: str = "t", n_bootstrap: int = 2000,
