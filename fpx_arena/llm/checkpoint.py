@@ -10,6 +10,7 @@ type we do not run, a config that contradicts the weights, NaN/Inf in a weight.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import struct
@@ -25,6 +26,53 @@ SUPPORTED_HF = {  # model_type -> our arch
     "llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3",
 }
 SUPPORTED_GGUF = ("llama", "qwen2", "qwen3")
+
+# Upper bounds far above any real model: a header beyond them is damaged or hostile, and would
+# otherwise allocate or loop without end before a shape check could say so.
+_INT_LIMITS = {"vocab_size": 1 << 22, "dim": 1 << 17, "n_layers": 4096, "n_heads": 4096,
+               "n_kv_heads": 4096, "head_dim": 1 << 14, "intermediate_size": 1 << 20,
+               "max_position": 1 << 26, "sliding_window": 1 << 26}
+
+
+def _positive_int(value, key: str, where: str) -> int:
+    """A header field that must be a count: an int (not a bool, string or float) within bounds."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(f"{where}: {key} must be a positive integer, got {value!r:.60}")
+    limit = _INT_LIMITS.get(key, 1 << 30)
+    if not 1 <= value <= limit:
+        raise CheckpointError(f"{where}: {key} must be between 1 and {limit}, got {value}")
+    return value
+
+
+def _positive_float(value, key: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise CheckpointError(f"{where}: {key} must be a finite number > 0, got {value!r:.60}")
+    return float(value)
+
+
+def validate_config(c: ModelConfig, where: str) -> ModelConfig:
+    """Every field of a config read from a file, checked before anything is sized by it."""
+    for key in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "intermediate_size",
+                "max_position"):
+        _positive_int(getattr(c, key), key, where)
+    if c.sliding_window is not None:
+        _positive_int(c.sliding_window, "sliding_window", where)
+    c.norm_eps = _positive_float(c.norm_eps, "norm_eps", where)
+    c.rope_theta = _positive_float(c.rope_theta, "rope_theta", where)
+    if c.rope_scaling is not None:
+        if not isinstance(c.rope_scaling, dict):
+            raise CheckpointError(f"{where}: rope scaling must be a table, got {c.rope_scaling!r:.60}")
+        for key, value in c.rope_scaling.items():
+            if key in ("factor", "low_freq_factor", "high_freq_factor"):
+                _positive_float(value, f"rope scaling {key}", where)
+            elif key == "original_max_position_embeddings":
+                _positive_int(value, f"rope scaling {key}", where)
+    if c.n_heads % c.n_kv_heads:
+        raise CheckpointError(f"{where}: num_attention_heads={c.n_heads} is not a multiple of "
+                              f"num_key_value_heads={c.n_kv_heads}")
+    if not isinstance(c.name, str):
+        c.name = str(c.name)
+    return c
 
 
 # --- our names -> checkpoint names ------------------------------------------------------------
@@ -135,17 +183,22 @@ class TensorSource:
 
 # --- Hugging Face folders ---------------------------------------------------------------------
 def config_from_hf(d: dict, where: str) -> ModelConfig:
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{where}: config.json must hold a JSON object, got {type(d).__name__}")
     mt = d.get("model_type")
     archs = d.get("architectures") or []
-    if mt not in SUPPORTED_HF:
+    if not isinstance(mt, str) or mt not in SUPPORTED_HF:
         raise CheckpointError(f"{where}: unsupported architecture {(archs or [mt])[0]!r} (model_type {mt!r}); "
                               "supported: Llama, Mistral, Qwen2, Qwen3 (and SmolLM, a Llama)")
     act = d.get("hidden_act", "silu")
     if act not in ("silu", "swish"):
         raise CheckpointError(f"{where}: unsupported hidden_act {act!r} (only silu/SwiGLU)")
     try:
-        n_heads = d["num_attention_heads"]
-        dim = d["hidden_size"]
+        n_heads = _positive_int(d["num_attention_heads"], "num_attention_heads", where)
+        dim = _positive_int(d["hidden_size"], "hidden_size", where)
+        for key in ("rope_parameters", "rope_scaling"):
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise CheckpointError(f"{where}: {key} must be a JSON object, got {d[key]!r:.60}")
         rope = dict(d.get("rope_parameters") or {})  # transformers 5 keeps theta and scaling here
         scaling = d.get("rope_scaling") or {k: v for k, v in rope.items() if k != "rope_theta"}
         kind = scaling.get("rope_type", scaling.get("type", "default")) if scaling else "default"
@@ -168,10 +221,29 @@ def config_from_hf(d: dict, where: str) -> ModelConfig:
             name=d.get("_name_or_path", ""))
     except KeyError as e:
         raise CheckpointError(f"{where}: config.json lacks {e.args[0]!r}") from None
-    if c.n_heads % c.n_kv_heads:
-        raise CheckpointError(f"{where}: num_attention_heads={c.n_heads} is not a multiple of "
-                              f"num_key_value_heads={c.n_kv_heads}")
-    return c
+    return validate_config(c, where)
+
+
+def _read_index(index: str, folder: str) -> dict:
+    """The index's weight_map, each file checked to be a plain name inside `folder` before
+    anything is opened: an index may come from anywhere, and must not make us read /etc/x."""
+    try:
+        with open(index, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{index}: not valid JSON ({e})") from None
+    weight_map = raw.get("weight_map") if isinstance(raw, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: needs a \"weight_map\" object of tensor name -> file")
+    for key, fname in weight_map.items():
+        if not isinstance(fname, str) or not fname.endswith(".safetensors"):
+            raise CheckpointError(f"{index}: tensor {key} maps to {fname!r:.80}, not a .safetensors file name")
+        norm = os.path.normpath(fname)
+        if (os.path.isabs(fname) or norm.startswith(os.pardir) or os.sep + os.pardir + os.sep in os.sep + norm
+                or "\0" in fname or (os.altsep and os.altsep in fname)):
+            raise CheckpointError(f"{index}: tensor {key} maps to {fname!r:.80}, outside the model folder "
+                                  "(refused; not opened)")
+    return weight_map
 
 
 class HFSource(TensorSource):
@@ -191,8 +263,7 @@ class HFSource(TensorSource):
         self.config.name = self.config.name or os.path.basename(os.path.normpath(folder))
         index = os.path.join(folder, "model.safetensors.index.json")
         if os.path.isfile(index):
-            with open(index, encoding="utf-8") as f:
-                weight_map = json.load(f)["weight_map"]
+            weight_map = _read_index(index, folder)
             files = sorted(set(weight_map.values()))
         else:
             files = sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))
@@ -296,9 +367,16 @@ def read_gguf(path: str):
         pos += struct.calcsize(fmt)
         return v
 
+    def count(n, each: int, what: str) -> int:
+        # every length is checked against the bytes that are left, so a damaged length fails
+        # here instead of allocating or looping for 2^63 items
+        if n * each > len(buf) - pos:
+            raise ValueError(f"{what} of {n} items runs past the end of the file at byte {pos}")
+        return n
+
     def string():
         nonlocal pos
-        n = take("<Q")
+        n = count(take("<Q"), 1, "a string")
         v = bytes(mv[pos:pos + n]).decode("utf-8", errors="replace")
         pos += n
         return v
@@ -308,12 +386,13 @@ def read_gguf(path: str):
         if vtype == 8:
             return string()
         if vtype == 9:
-            etype, count = take("<I"), take("<Q")
+            etype = take("<I")
             if etype == 8:
-                return [string() for _ in range(count)]
+                return [string() for _ in range(count(take("<Q"), 8, "a string array"))]
             if etype not in _NP:
                 raise ValueError(f"unknown array type {etype}")
-            arr = np.frombuffer(mv, dtype=_NP[etype], count=count, offset=pos)
+            n = count(take("<Q"), np.dtype(_NP[etype]).itemsize, "an array")
+            arr = np.frombuffer(mv, dtype=_NP[etype], count=n, offset=pos)
             pos += arr.nbytes
             return arr.tolist()
         if vtype not in _SCALARS:
@@ -327,6 +406,8 @@ def read_gguf(path: str):
     if version not in (2, 3):
         raise ValueError(f"GGUF version {version} (supported: 2, 3)")
     n_tensors, n_kv = take("<Q"), take("<Q")
+    count(n_kv, 12, "the metadata")  # a key length and a value type at least
+    count(n_tensors, 24, "the tensor table")  # name length, dims count, type, offset
     fields = {}
     for _ in range(n_kv):
         key = string()
@@ -334,9 +415,16 @@ def read_gguf(path: str):
     infos = []
     for _ in range(n_tensors):
         name = string()
-        dims = [take("<Q") for _ in range(take("<I"))]
+        n_dims = take("<I")
+        if not 1 <= n_dims <= 4:  # GGML_MAX_DIMS
+            raise ValueError(f"tensor {name} has {n_dims} dimensions (1 to 4 allowed)")
+        dims = [take("<Q") for _ in range(n_dims)]
+        if not all(0 < d < 1 << 40 for d in dims):
+            raise ValueError(f"tensor {name} has a dimension of size {min(dims) if 0 in dims else max(dims)}")
         infos.append((name, dims, take("<I"), take("<Q")))
-    align = int(fields.get("general.alignment", 32))
+    align = fields.get("general.alignment", 32)
+    if isinstance(align, bool) or not isinstance(align, int) or not 0 < align <= 1 << 16 or align & (align - 1):
+        raise ValueError(f"general.alignment is {align!r:.40}, not a power of two up to 65536")
     start = (pos + align - 1) // align * align
     tensors = {}
     for name, dims, tcode, offset in infos:
@@ -344,9 +432,13 @@ def read_gguf(path: str):
             qtype = GGMLQuantizationType(tcode)
         except ValueError:
             raise ValueError(f"tensor {name} has unknown type code {tcode}") from None
+        if qtype not in GGML_QUANT_SIZES:
+            raise ValueError(f"tensor {name} has type {qtype.name}, which has no known block size")
         block, size = GGML_QUANT_SIZES[qtype]
         shape = tuple(reversed(dims)) if len(dims) > 1 else (dims[0],)
-        n = int(np.prod(dims))
+        n = math.prod(dims)
+        if dims[0] % block:
+            raise ValueError(f"tensor {name} has rows of {dims[0]} values, not whole {qtype.name} blocks of {block}")
         nbytes = n // block * size
         if start + offset + nbytes > len(buf):
             raise ValueError(f"tensor {name} runs past the end of the file (truncated?)")
@@ -362,14 +454,14 @@ class GGUFSource(TensorSource):
             raise CheckpointError(f"{path}: no such file")
         try:
             self.fields, self.tensors = read_gguf(path)
-        except (ValueError, OSError, struct.error, UnicodeDecodeError) as e:
+        except (ValueError, OSError, OverflowError, struct.error, UnicodeDecodeError) as e:
             raise CheckpointError(f"{path}: not a readable GGUF file ({e})") from None
         self.config = self._config()
 
     def _config(self) -> ModelConfig:
         f, arch = self.fields, self.fields.get("general.architecture")
-        if arch not in SUPPORTED_GGUF:
-            raise CheckpointError(f"{self.path}: unsupported architecture {arch!r}; supported: "
+        if not isinstance(arch, str) or arch not in SUPPORTED_GGUF:
+            raise CheckpointError(f"{self.path}: unsupported architecture {arch!r:.60}; supported: "
                                   f"{', '.join(SUPPORTED_GGUF)}")
 
         def key(k, default=KeyError):
@@ -380,8 +472,10 @@ class GGUFSource(TensorSource):
                 return default
             return v
 
-        n_heads, dim = key("attention.head_count"), key("embedding_length")
-        n_vocab = key("vocab_size", None) or len(f.get("tokenizer.ggml.tokens") or []) or None
+        n_heads = _positive_int(key("attention.head_count"), f"{arch}.attention.head_count", self.path)
+        dim = _positive_int(key("embedding_length"), f"{arch}.embedding_length", self.path)
+        tokens = f.get("tokenizer.ggml.tokens")
+        n_vocab = key("vocab_size", None) or (len(tokens) if isinstance(tokens, list) else 0) or None
         if n_vocab is None and "token_embd.weight" in self.tensors:
             n_vocab = int(self.tensors["token_embd.weight"][1][0])
         scaling = None
@@ -403,9 +497,7 @@ class GGUFSource(TensorSource):
             qkv_bias="blk.0.attn_q.bias" in self.tensors, o_bias="blk.0.attn_output.bias" in self.tensors,
             mlp_bias="blk.0.ffn_up.bias" in self.tensors, qk_norm="blk.0.attn_q_norm.weight" in self.tensors,
             name=f.get("general.name", os.path.basename(self.path)), extra=extra)
-        if c.n_heads % c.n_kv_heads:
-            raise CheckpointError(f"{self.path}: head_count={c.n_heads} is not a multiple of head_count_kv={c.n_kv_heads}")
-        return c
+        return validate_config(c, self.path)
 
     def ckpt_name(self, ours):
         return gguf_name(ours)

@@ -116,15 +116,25 @@ class Tokenizer:
             tk = HFTokenizer.from_file(path)
         except Exception as e:  # the tokenizers library raises bare Exceptions
             raise CheckpointError(f"{path}: cannot read the tokenizer: {str(e).splitlines()[0]}") from None
-        cfg = _read_json(os.path.join(folder, "tokenizer_config.json")) or {}
+        cfg_path = os.path.join(folder, "tokenizer_config.json")
+        cfg = _read_json(cfg_path)
+        cfg = {} if cfg is None else cfg
+        if not isinstance(cfg, dict):
+            raise CheckpointError(f"{cfg_path}: must hold a JSON object, got {type(cfg).__name__}")
         template = cfg.get("chat_template")
         if isinstance(template, list):  # named templates: take the default one
-            template = next((t["template"] for t in template if t.get("name") == "default"), None)
+            template = next((t.get("template") for t in template
+                             if isinstance(t, dict) and t.get("name") == "default"), None)
+        if template is not None and not isinstance(template, str):
+            raise CheckpointError(f"{cfg_path}: chat_template must be a string, got {template!r:.60}")
         jinja_path = os.path.join(folder, "chat_template.jinja")
         if template is None and os.path.isfile(jinja_path):
             with open(jinja_path, encoding="utf-8") as f:
                 template = f.read()
         bos, eos = _token_str(cfg.get("bos_token")), _token_str(cfg.get("eos_token"))
+        for what, tok in (("bos_token", bos), ("eos_token", eos)):
+            if tok is not None and not isinstance(tok, str):
+                raise CheckpointError(f"{cfg_path}: {what} must be a string, got {tok!r:.60}")
         add_bos = cfg.get("add_bos_token")
         if add_bos is None:  # the post-processor decides: does it put BOS in front?
             probe = tk.encode("a", add_special_tokens=True).ids
@@ -140,9 +150,23 @@ class Tokenizer:
         if kind != "gpt2":
             raise CheckpointError(f"{source}: GGUF tokenizer model {kind!r} is not supported "
                                   "(supported: gpt2-style byte-level BPE)")
+        # every field is checked for its type: a damaged file must fail here in one line, not
+        # inside the tokenizers library or at the first decision
+        if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
+            raise CheckpointError(f"{source}: tokenizer.ggml.tokens must be a non-empty list of strings")
         merges = fields.get("tokenizer.ggml.merges") or []
         types = fields.get("tokenizer.ggml.token_type") or [1] * len(tokens)
         pre = fields.get("tokenizer.ggml.pre", "default")
+        template = fields.get("tokenizer.chat_template")
+        if not isinstance(merges, list) or not all(isinstance(m, str) and " " in m for m in merges):
+            raise CheckpointError(f"{source}: tokenizer.ggml.merges must be a list of \"a b\" strings")
+        if (not isinstance(types, list) or len(types) != len(tokens)
+                or not all(isinstance(k, int) and not isinstance(k, bool) for k in types)):
+            raise CheckpointError(f"{source}: tokenizer.ggml.token_type must be one integer per token")
+        if not isinstance(pre, str):
+            raise CheckpointError(f"{source}: tokenizer.ggml.pre must be a string, got {pre!r:.60}")
+        if template is not None and not isinstance(template, str):
+            raise CheckpointError(f"{source}: tokenizer.chat_template must be a string")
         vocab = {t: i for i, t in enumerate(tokens)}
         pairs = [tuple(m.split(" ", 1)) for m in merges]
         tk = HFTokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False,
@@ -158,11 +182,10 @@ class Tokenizer:
 
         def tok(key):
             i = fields.get(key)
-            return tokens[i] if i is not None and 0 <= i < len(tokens) else None
+            return tokens[i] if isinstance(i, int) and 0 <= i < len(tokens) else None
 
         return cls(tk, bos_token=tok("tokenizer.ggml.bos_token_id"), eos_token=tok("tokenizer.ggml.eos_token_id"),
-                   add_bos=bool(fields.get("tokenizer.ggml.add_bos_token", False)),
-                   chat_template=fields.get("tokenizer.chat_template"))
+                   add_bos=fields.get("tokenizer.ggml.add_bos_token", False) is True, chat_template=template)
 
 
 def _gguf_pre_tokenizer(pre: str):
@@ -189,8 +212,11 @@ def _render_jinja(template, messages, add_generation_prompt, bos_token, eos_toke
     env.filters["tojson"] = lambda x, indent=None, **_: json.dumps(x, ensure_ascii=False, indent=indent)
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                            bos_token=bos_token, eos_token=eos_token)
+    try:  # the template comes with the checkpoint: the sandbox refuses unsafe access, we say so in one line
+        return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                                bos_token=bos_token, eos_token=eos_token)
+    except TemplateError as e:
+        raise CheckpointError(f"the model's chat template fails: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 def _token_str(tok) -> str | None:
