@@ -9,7 +9,7 @@ import torch
 
 from fpx_arena import agents, games, run_match
 from fpx_arena.llm import load_model
-from fpx_arena.llm.synthetic import build_hf_checkpoint
+from synthetic_checkpoints import build_hf_checkpoint
 
 pytest.importorskip("transformers")
 TEXT = "Player one has 100 health, player two has 73 health. Distance 4. Reply with one action name."
@@ -44,12 +44,12 @@ def test_cache_is_written_once_and_loaded_next_time(tiny, precision):
             assert torch.equal(m.qweight.codes, ref.codes) and torch.equal(m.qweight.scales, ref.scales)
 
 
-def damage_truncate(path, meta):
+def damage_truncate(path):
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
 
 
-def damage_flip(path, meta):
+def damage_flip(path):
     with open(path, "r+b") as f:
         f.seek(os.path.getsize(path) - 40)
         b = f.read(1)
@@ -57,24 +57,32 @@ def damage_flip(path, meta):
         f.write(bytes([b[0] ^ 0xFF]))
 
 
-def damage_meta(path, meta):
-    d = json.load(open(meta))
-    d["parts"]["formats"]["layers.0.attn.q_proj"] = "mxfp4"
-    json.dump(d, open(meta, "w"))
+def damage_other_plan(path):
+    """A well-formed file under a correct content name whose header says another plan: what a
+    file copied in from another cache entry (and renamed) looks like."""
+    import hashlib
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save
+
+    with safe_open(path, framework="pt") as f:
+        parts = json.loads(f.metadata()["fpx_arena_parts"])
+    parts["formats"]["layers.0.attn.q_proj"] = "mxfp4"
+    data = save(load_file(path), metadata={"fpx_arena_parts": json.dumps(parts, sort_keys=True)})
+    os.remove(path)
+    key = os.path.basename(path).split(".")[0]
+    with open(os.path.join(os.path.dirname(path), f"{key}.{hashlib.sha256(data).hexdigest()}.safetensors"), "wb") as f:
+        f.write(data)
 
 
-def damage_lose_meta(path, meta):
-    os.remove(meta)
-
-
-@pytest.mark.parametrize("damage, words", [(damage_truncate, "truncated"), (damage_flip, "checksum mismatch"),
-                                           (damage_meta, "does not match"), (damage_lose_meta, "metadata is missing")])
+@pytest.mark.parametrize("damage, words", [(damage_truncate, "do not hash to its name"),
+                                           (damage_flip, "do not hash to its name"),
+                                           (damage_other_plan, "another checkpoint or plan")])
 def test_damaged_cache_is_reported_in_one_line_and_rebuilt(tiny, caplog, damage, words):
     good = load_model(tiny, "fp8", "cpu")
     path = good.load_info["qcache_path"]
-    meta = path[: -len(".safetensors")] + ".json"
-    assert os.path.isfile(path) and os.path.isfile(meta)
-    damage(path, meta)
+    assert os.path.isfile(path)
+    damage(path)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="fpx_arena.cache"):
         again = load_model(tiny, "fp8", "cpu")
@@ -83,6 +91,30 @@ def test_damaged_cache_is_reported_in_one_line_and_rebuilt(tiny, caplog, damage,
     assert again.load_info["qcache"] == "miss"  # not used: quantized afresh
     assert torch.equal(logits(again), logits(good))
     assert load_model(tiny, "fp8", "cpu").load_info["qcache"] == "hit"  # and rewritten whole
+
+
+def test_weights_changed_in_place_with_the_same_size_and_mtime_never_load_stale(tiny, tmp_path):
+    """Issue 17, item 12: the cache keys on the checkpoint's content, not on a (path, size,
+    mtime) memo nor on a checksum kept beside the file."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny, folder)
+    weights = folder / "model.safetensors"
+    first = load_model(str(folder), "fp8", "cpu")  # a hit when an earlier test cached the same bytes
+    assert load_model(str(folder), "fp8", "cpu").load_info["qcache"] == "hit"
+    st = os.stat(weights)
+    tensors = load_file(str(weights))
+    tensors["model.layers.0.mlp.up_proj.weight"] = -tensors["model.layers.0.mlp.up_proj.weight"]
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(weights).st_size == st.st_size and os.stat(weights).st_mtime_ns == st.st_mtime_ns
+    changed = load_model(str(folder), "fp8", "cpu")
+    assert changed.load_info["qcache"] == "miss"
+    fresh = load_model(str(folder), "fp8", "cpu", qcache=False)
+    assert torch.equal(logits(changed), logits(fresh)) and not torch.equal(logits(changed), logits(first))
 
 
 def test_other_checkpoint_never_reads_this_cache(tiny, tmp_path):

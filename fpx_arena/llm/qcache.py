@@ -2,13 +2,14 @@
 
 Layout under ``cache_dir()`` ($FPX_ARENA_CACHE, else ~/.cache/fpx-arena):
 
-- ``hashes.json``: checkpoint content hashes, memoized by (path, size, mtime) so that a 16 GB
-  checkpoint is read through once, not at every start.
 - ``rankings/<checkpoint sha>-<data>.json``: the per-layer FP4 errors of a calibration.
-- ``qweights/<key>.safetensors`` + ``<key>.json``: the quantized weights of one (checkpoint,
-  plan) pair; the key hashes both. The JSON holds the key's parts, the file's size and sha256.
-  A file that is missing a part, truncated, altered or made for another key is reported in
-  one line on stderr (logger ``fpx_arena.cache``) and rebuilt: it is never used silently.
+- ``qweights/<key>.<payload sha256>.safetensors``: the quantized weights of one (checkpoint,
+  plan) pair. Everything is keyed on content: ``key`` hashes the source checkpoint's bytes
+  (hashed afresh at every load, never memoized by path, size or time, so weights changed in
+  place under the same size and mtime never load stale) with the plan; the file's name carries
+  the sha256 of its own bytes, and its safetensors header the key's parts. A file whose bytes
+  do not hash to its name, or made for another key, is reported in one line on stderr (logger
+  ``fpx_arena.cache``), removed and rebuilt: it is never used silently.
 
 ``FPX_ARENA_QCACHE=0`` turns the quantized-weight cache off (rankings are still cached).
 """
@@ -20,8 +21,7 @@ import os
 import logging
 import threading
 
-CACHE_VERSION = 1
-_lock = threading.Lock()
+CACHE_VERSION = 2  # 2: content-addressed files, parts in the safetensors header
 
 
 log = logging.getLogger("fpx_arena.cache")
@@ -71,30 +71,13 @@ def checkpoint_files(path: str) -> list[str]:
 
 
 def checkpoint_sha256(path: str) -> str:
-    """Content hash of a checkpoint (sha256 over its files' names and bytes), memoized on disk
-    by each file's path, size and modification time."""
-    files = checkpoint_files(path)
-    stamp = [[os.path.abspath(f), os.path.getsize(f), os.stat(f).st_mtime_ns] for f in files]
-    memo_path = os.path.join(cache_dir(), "hashes.json")
-    key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()
-    with _lock:
-        memo = _read_json(memo_path) or {}
-        if isinstance(memo, dict) and key in memo:
-            return memo[key]
+    """Content hash of a checkpoint: sha256 over its files' names and bytes, read every time
+    (a memo keyed on path, size and mtime would trust a file changed in place; hashing costs a
+    fraction of the read that loading does anyway)."""
     h = hashlib.sha256()
-    for f in files:
+    for f in checkpoint_files(path):
         h.update(os.path.basename(f).encode() + b"\0" + file_sha256(f).encode())
-    digest = h.hexdigest()
-    with _lock:
-        memo = _read_json(memo_path) or {}
-        if not isinstance(memo, dict) or len(memo) > 1000:
-            memo = {}
-        memo[key] = digest
-        try:
-            _write_json(memo_path, memo)
-        except OSError:
-            pass  # a read-only cache only costs rehashing
-    return digest
+    return h.hexdigest()
 
 
 def model_identity(src, layer_shapes: dict[str, tuple[int, int]]) -> dict:
@@ -114,7 +97,8 @@ def enabled() -> bool:
 
 class QuantCache:
     """The cache entry of one (checkpoint, plan): ``load()`` returns {layer: QuantizedWeight}
-    or None (absent, or unusable: reported and removed); ``save(weights)`` writes it."""
+    or None (absent, or unusable: reported and removed); ``save(weights)`` writes it.
+    ``tensors_path`` is the file used (after a hit or a save)."""
 
     def __init__(self, checkpoint_sha: str, formats: dict[str, str], root: str | None = None):
         from ..kernels import LAYOUT
@@ -122,72 +106,89 @@ class QuantCache:
         self.parts = {"version": CACHE_VERSION, "layout": LAYOUT, "checkpoint_sha256": checkpoint_sha,
                       "formats": {n: f for n, f in sorted(formats.items()) if f in ("fp8", "nvfp4", "mxfp4")}}
         self.key = hashlib.sha256(json.dumps(self.parts, sort_keys=True).encode()).hexdigest()[:32]
-        folder = os.path.join(root or cache_dir(), "qweights")
-        self.tensors_path = os.path.join(folder, self.key + ".safetensors")
-        self.meta_path = os.path.join(folder, self.key + ".json")
+        self.folder = os.path.join(root or cache_dir(), "qweights")
+        self.tensors_path = os.path.join(self.folder, self.key + ".safetensors")
 
-    def _reject(self, why: str) -> None:
-        warn(f"quantized-weight cache {self.tensors_path}: {why}; rebuilding it")
-        for p in (self.tensors_path, self.meta_path):
-            try:
-                os.remove(p)
-            except OSError:
-                pass
+    def _candidates(self) -> list[str]:
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            return []
+        return [os.path.join(self.folder, n) for n in sorted(names)
+                if n.startswith(self.key + ".") and n.endswith(".safetensors")]
+
+    def _reject(self, path: str, why: str) -> None:
+        warn(f"quantized-weight cache {path}: {why}; rebuilding it")
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
     def load(self, device="cpu"):
+        for path in self._candidates():
+            out = self._load(path, device)
+            if out is not None:
+                self.tensors_path = path
+                return out
+        return None
+
+    def _load(self, path: str, device):
+        from safetensors import safe_open
         from safetensors.torch import load as load_bytes
 
         from ..kernels import QuantizedWeight
 
-        have_t, have_m = os.path.isfile(self.tensors_path), os.path.isfile(self.meta_path)
-        if not have_t and not have_m:
-            return None
-        if not (have_t and have_m):
-            self._reject(f"its {'metadata' if have_t else 'tensor file'} is missing")
-            return None
-        meta = _read_json(self.meta_path)
-        if not isinstance(meta, dict) or meta.get("key") != self.key or meta.get("parts") != self.parts:
-            self._reject("its metadata does not match this checkpoint and plan")
-            return None
+        named = os.path.basename(path)[len(self.key) + 1: -len(".safetensors")]
         # read into memory, check and parse the same bytes: nothing is memory-mapped, so a file
         # changed later cannot corrupt (or crash) a model that is already loaded
-        with open(self.tensors_path, "rb") as f:
-            data = f.read()
-        if len(data) != meta.get("bytes"):
-            self._reject(f"size {len(data)} bytes, expected {meta.get('bytes')} (truncated or overwritten)")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            self._reject(path, f"unreadable ({e})")
             return None
-        if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-            self._reject("checksum mismatch (the file is corrupt)")
+        if hashlib.sha256(data).hexdigest() != named:
+            self._reject(path, f"its {len(data)} bytes do not hash to its name (truncated, corrupt or altered)")
+            return None
+        try:
+            with safe_open(path, framework="pt") as f:  # only for the header's metadata
+                parts = json.loads((f.metadata() or {}).get("fpx_arena_parts", "null"))
+        except Exception:  # safetensors raises its own types; the bytes were checked above
+            parts = None
+        if parts != self.parts:
+            self._reject(path, "it was made for another checkpoint or plan (its header does not match)")
             return None
         try:
             sd = {k: v.to(device) for k, v in load_bytes(data).items()}
             out = {name: QuantizedWeight.from_state_dict(sd, name + ".") for name in self.parts["formats"]}
         except Exception as e:  # safetensors and from_state_dict raise their own types
-            self._reject(f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            self._reject(path, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             return None
         for name, qw in out.items():
             if qw.fmt != self.parts["formats"][name]:
-                self._reject(f"layer {name} is {qw.fmt}, the plan says {self.parts['formats'][name]}")
+                self._reject(path, f"layer {name} is {qw.fmt}, the plan says {self.parts['formats'][name]}")
                 return None
         return out
 
     def save(self, weights: dict) -> None:
         """Write {layer: QuantizedWeight} (a failure to write is reported, not raised)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         sd = {}
         for name in self.parts["formats"]:
             for k, t in weights[name].state_dict(name + ".").items():
                 sd[k] = t.detach().to("cpu").contiguous()
-        tmp = f"{self.tensors_path}.tmp{os.getpid()}-{threading.get_ident()}"
+        data = save(sd, metadata={"fpx_arena_parts": json.dumps(self.parts, sort_keys=True)})
+        path = os.path.join(self.folder, f"{self.key}.{hashlib.sha256(data).hexdigest()}.safetensors")
+        tmp = f"{path}.tmp{os.getpid()}-{threading.get_ident()}"
         try:
-            os.makedirs(os.path.dirname(self.tensors_path), exist_ok=True)
-            save_file(sd, tmp, metadata={"fpx_arena_key": self.key})
-            meta = {"key": self.key, "parts": self.parts, "bytes": os.path.getsize(tmp), "sha256": file_sha256(tmp)}
-            os.replace(tmp, self.tensors_path)
-            _write_json(self.meta_path, meta)
+            os.makedirs(self.folder, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+            self.tensors_path = path
         except OSError as e:
-            warn(f"could not write the quantized-weight cache {self.tensors_path} ({e})")
+            warn(f"could not write the quantized-weight cache {path} ({e})")
             try:
                 os.remove(tmp)
             except OSError:
