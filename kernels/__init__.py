@@ -14,7 +14,9 @@ if __name__ == "kernels":
     __all__: list = []
 else:
     from .formats import (  # noqa: F401
-        BLOCK, FORMATS, GROUP, LAYOUT, QuantizationError, QuantizedWeight,
+        BLOCK, FORMATS, GROUP, LAYOUT, REGISTRY, Format, QuantizationError, QuantizedWeight,
+        aliases, canonical_name, dense_formats, format_by_id, get_format, is_quantized,
+        quantized_formats,
         decode_e2m1, decode_e4m3, decode_e8m0, encode_e2m1, encode_e2m1_reference, encode_e4m3,
         encode_e4m3_reference, pack_fp4_planes, quantize_fp8_rows, quantize_fp8_tokens,
         quantize_mxfp4, quantize_nvfp4, quantize_weight, unpack_fp4_planes,
@@ -27,6 +29,8 @@ else:
 
     __all__ = [
         "quantize_weight", "qlinear", "QuantizedWeight", "QuantizationError", "FORMATS", "BLOCK",
+        "REGISTRY", "Format", "get_format", "canonical_name", "format_by_id", "quantized_formats",
+        "dense_formats", "is_quantized", "aliases",
         "encode_e4m3", "decode_e4m3", "encode_e2m1", "decode_e2m1", "decode_e8m0",
         "encode_e4m3_reference", "encode_e2m1_reference",
         "quantize_fp8_rows", "quantize_fp8_tokens", "quantize_nvfp4", "quantize_mxfp4",

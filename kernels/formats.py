@@ -37,13 +37,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from ..errors import UserError
 
-FORMATS = ("fp8", "nvfp4", "mxfp4")
-BLOCK = {"nvfp4": 16, "mxfp4": 32}
 GROUP = 64                      # K values per packed FP4 group (16 int16 words)
 LAYOUT = "fpx-planes-v1"
 E4M3_MAX = 448.0
@@ -259,9 +258,101 @@ def _pad_cols(t: torch.Tensor, cols: int) -> torch.Tensor:
     return out
 
 
-# ----------------------------------------------------------------------------- the weight type
 
-_FMT_ID = {f: i for i, f in enumerate(FORMATS)}
+# ----------------------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class Format:
+    """One number format of linear-layer weights: everything the kernels, precision plans, the
+    quantized-weight cache and the docs need to know about it. A new format is one entry here
+    (with its quantizer) plus its kernels.
+
+    ``kernel_id`` is what kernels dispatch on and what ``QuantizedWeight.state_dict`` stores
+    (never renumber an entry); dense formats have none. ``block`` is the number of K values that
+    share one scale (None: one scale per output row, or no scale)."""
+    name: str
+    element: str                       # element type: "e4m3", "e2m1", or the dense dtype's name
+    bits: int                          # bits per element, before the scales
+    block: int | None                  # K values per scale
+    scale: str                         # how it is scaled (docs)
+    kernel_id: int | None = None
+    quantizer: Callable | None = None  # [N, K] fp32 weight -> QuantizedWeight (quantized formats)
+    dtype: torch.dtype | None = None   # dense formats: the torch dtype
+    aliases: tuple = ()
+
+    @property
+    def quantized(self) -> bool:
+        return self.kernel_id is not None
+
+    def bits_with_scales(self, n: int, k: int) -> float:
+        """Exact stored bits per weight of an [n, k] weight, scales included."""
+        if self.name == "fp8":
+            return 8 + 32 / k                          # one fp32 per row
+        if self.name == "nvfp4":
+            return 4 + 8 / 16 + 32 / (n * k)           # e4m3 per 16, fp32 per tensor
+        if self.name == "mxfp4":
+            return 4 + 8 / 32                          # e8m0 per 32
+        return float(self.bits)
+
+
+def _entries() -> tuple:
+    return (
+        Format("fp32", "fp32", 32, None, "none", dtype=torch.float32),
+        Format("bf16", "bf16", 16, None, "none", dtype=torch.bfloat16),
+        Format("fp16", "fp16", 16, None, "none", dtype=torch.float16),
+        Format("fp8", "e4m3", 8, None, "fp32 per output row (amax / 448)", 0, _quantize_fp8),
+        Format("nvfp4", "e2m1", 4, 16, "e4m3 per 16 along K + fp32 per tensor", 1, _quantize_nvfp4,
+               aliases=("fp4",)),
+        Format("mxfp4", "e2m1", 4, 32, "e8m0 (power of two) per 32 along K", 2, _quantize_mxfp4),
+    )
+
+
+REGISTRY: dict = {}      # name -> Format, filled at the end of this module
+_ALIASES: dict = {}
+
+
+def get_format(name: str) -> Format:
+    """The registry entry of a format name or alias (case-insensitive)."""
+    key = str(name).strip().lower()
+    f = REGISTRY.get(_ALIASES.get(key, key))
+    if f is None:
+        raise QuantizationError(f"unknown number format {name!r}; expected one of "
+                                f"{', '.join(REGISTRY)} (aliases: {', '.join(f'{a}={b}' for a, b in _ALIASES.items())})")
+    return f
+
+
+def canonical_name(name: str) -> str:
+    return get_format(name).name
+
+
+def format_by_id(kernel_id: int) -> Format:
+    for f in REGISTRY.values():
+        if f.kernel_id == kernel_id:
+            return f
+    raise QuantizationError(f"unknown quantized format id {kernel_id}")
+
+
+def quantized_formats() -> tuple:
+    """Names of the formats quantize_weight makes, in kernel-id order."""
+    return tuple(f.name for f in sorted((f for f in REGISTRY.values() if f.quantized),
+                                        key=lambda f: f.kernel_id))
+
+
+def dense_formats() -> dict:
+    return {f.name: f.dtype for f in REGISTRY.values() if not f.quantized}
+
+
+def aliases() -> dict:
+    return dict(_ALIASES)
+
+
+def is_quantized(name: str) -> bool:
+    key = str(name).strip().lower()
+    f = REGISTRY.get(_ALIASES.get(key, key))
+    return f is not None and f.quantized
+
+
+# ----------------------------------------------------------------------------- the weight type
 
 
 @dataclass
@@ -320,7 +411,7 @@ class QuantizedWeight:
         """Plain tensors (safetensors-ready); ``meta`` = [format id, N, K, layout version]."""
         sd = {prefix + "codes": self.codes, prefix + "scales": self.scales,
               prefix + "global_scale": self.global_scale.float().reshape(1),
-              prefix + "meta": torch.tensor([_FMT_ID[self.fmt], self.shape[0], self.shape[1], 1],
+              prefix + "meta": torch.tensor([REGISTRY[self.fmt].kernel_id, self.shape[0], self.shape[1], 1],
                                             dtype=torch.int64)}
         if self.kernel_scales is not None:
             sd[prefix + "kernel_scales"] = self.kernel_scales
@@ -334,8 +425,8 @@ class QuantizedWeight:
     def from_state_dict(cls, sd: dict, prefix: str = "") -> "QuantizedWeight":
         try:
             fmt_id, n, k, version = (int(v) for v in sd[prefix + "meta"].tolist())
-            fmt = FORMATS[fmt_id]
-        except (KeyError, IndexError, ValueError) as e:
+            fmt = format_by_id(fmt_id).name
+        except (KeyError, IndexError, ValueError, QuantizationError) as e:
             raise QuantizationError(f"not a quantized-weight state dict (prefix {prefix!r}): {e}")
         if version != 1:
             raise QuantizationError(f"unknown quantized-weight layout version {version}")
@@ -352,28 +443,45 @@ def _out_multiplier(fmt: str, g: torch.Tensor) -> float:
 
 
 def quantize_weight(w: torch.Tensor, fmt: str) -> QuantizedWeight:
-    """Quantize a [N, K] float weight to ``fmt`` ("fp8", "nvfp4" or "mxfp4") on its device."""
-    wf = _check_weight(w, fmt)
+    """Quantize a [N, K] float weight to ``fmt`` ("fp8", "nvfp4" (alias "fp4") or "mxfp4") on
+    its device."""
+    key = fmt.strip().lower() if isinstance(fmt, str) else None
+    spec = REGISTRY.get(_ALIASES.get(key, key)) if key else None
+    if spec is None or not spec.quantized:
+        raise QuantizationError(f"unknown weight format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return spec.quantizer(_check_weight(w, spec.name))
+
+
+def _quantize_fp8(wf: torch.Tensor) -> QuantizedWeight:
     n, k = wf.shape
-    if fmt == "fp8":
-        codes, scale = quantize_fp8_rows(wf)
-        return QuantizedWeight("fp8", (n, k), codes.contiguous(), scale.contiguous(), None,
-                               torch.ones(1, device=wf.device), 1.0)
+    codes, scale = quantize_fp8_rows(wf)
+    return QuantizedWeight("fp8", (n, k), codes.contiguous(), scale.contiguous(), None,
+                           torch.ones(1, device=wf.device), 1.0)
+
+
+def _quantize_nvfp4(wf: torch.Tensor) -> QuantizedWeight:
+    q, s_codes, g = quantize_nvfp4(wf)
+    gf = float(g.cpu()[0])
+    ks = kernel_scale_bytes(decode_e4m3(s_codes) * 2.0 ** KAPPA_SHIFT)   # G = global
+    return _fp4_weight("nvfp4", wf.shape, q, s_codes, ks, g.reshape(1).float(), gf)
+
+
+def _quantize_mxfp4(wf: torch.Tensor) -> QuantizedWeight:
+    q, s_codes = quantize_mxfp4(wf)
+    emax = int(s_codes.max().cpu()) - 127                 # largest block exponent
+    gf = 2.0 ** (emax - 8)                                # its kappa lands at 2**15
+    ks = kernel_scale_bytes(torch.ldexp(torch.ones_like(s_codes, dtype=torch.float32),
+                                        s_codes.to(torch.int32) - 127 - emax + 15))
+    return _fp4_weight("mxfp4", wf.shape, q, s_codes, ks,
+                       torch.tensor([gf], device=wf.device, dtype=torch.float32), gf)
+
+
+def _fp4_weight(fmt, shape, q, s_codes, ks, g, gf) -> QuantizedWeight:
+    n, k = shape
     kp = -(-k // GROUP) * GROUP
-    if fmt == "nvfp4":
-        q, s_codes, g = quantize_nvfp4(wf)
-        gf = float(g.cpu()[0])
-        ks = kernel_scale_bytes(decode_e4m3(s_codes) * 2.0 ** KAPPA_SHIFT)   # G = global
-    else:
-        q, s_codes = quantize_mxfp4(wf)
-        emax = int(s_codes.max().cpu()) - 127                 # largest block exponent
-        gf = 2.0 ** (emax - 8)                                # its kappa lands at 2**15
-        g = torch.tensor([gf], device=wf.device)
-        ks = kernel_scale_bytes(torch.ldexp(torch.ones_like(s_codes, dtype=torch.float32),
-                                            s_codes.to(torch.int32) - 127 - emax + 15))
     ks = _pad_cols(ks, kp // BLOCK[fmt])
-    return QuantizedWeight(fmt, (n, k), pack_fp4_planes(q), s_codes.contiguous(), ks,
-                           g.reshape(1).float(), gf * 2.0 ** KAPPA_SHIFT)
+    return QuantizedWeight(fmt, (n, k), pack_fp4_planes(q), s_codes.contiguous(), ks, g,
+                           gf * 2.0 ** KAPPA_SHIFT)
 
 
 # ----------------------------------------------------------------------------- references
@@ -408,3 +516,13 @@ def encode_e2m1_reference(x: torch.Tensor) -> torch.Tensor:
     same_sign = ((codes >> 3) == 1) == torch.signbit(x)[:, None]
     score = cand.long() * 4 + (cand & even[None, :]).long() * 2 + (cand & same_sign).long()
     return codes[score.argmax(dim=1)].to(torch.uint8)
+
+
+# ----------------------------------------------------------------------------- fill the registry
+
+for _f in _entries():
+    REGISTRY[_f.name] = _f
+    for _a in _f.aliases:
+        _ALIASES[_a] = _f.name
+FORMATS = quantized_formats()                       # ("fp8", "nvfp4", "mxfp4")
+BLOCK = {f.name: f.block for f in REGISTRY.values() if f.quantized and f.block}

@@ -26,10 +26,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .formats import QuantizationError, QuantizedWeight, quantize_fp8_tokens
+from .formats import REGISTRY, QuantizationError, QuantizedWeight, quantize_fp8_tokens
 from .reference import qlinear_torch
 
-_FMT_ID = {"fp8": 0, "nvfp4": 1, "mxfp4": 2}
 _W8A8_MIN_M = 64            # FP8 weights switch to the FP8 x FP8 kernel from this many tokens
 _lock = threading.Lock()
 
@@ -273,7 +272,7 @@ def _launch_wq(mod, x2, qw: QuantizedWeight, bias, y, cfg: WQConfig, use_asm: bo
     mod.wq_matmul_kernel[grid](
         qw.codes, ks, wscale, x2, y, bias if bias is not None else y, part, lock,
         m, n, k, x2.stride(0), y.stride(0), float(qw.out_multiplier), cfg.SPLIT_K,
-        FMT=_FMT_ID[qw.fmt], BN=cfg.BN, BM=cfg.BM, G=cfg.G, SPLIT=cfg.SPLIT_K > 1,
+        FMT=REGISTRY[qw.fmt].kernel_id, BN=cfg.BN, BM=cfg.BM, G=cfg.G, SPLIT=cfg.SPLIT_K > 1,
         HAS_BIAS=bias is not None, USE_ASM=use_asm, EVEN=_even(n, k, cfg), XPERM=xperm,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 

@@ -9,7 +9,11 @@ from fpx_arena.kernels import (
     encode_e2m1_reference, encode_e4m3, encode_e4m3_reference, pack_fp4_planes,
     quantize_fp8_tokens, quantize_mxfp4, quantize_nvfp4, quantize_weight, unpack_fp4_planes,
 )
+from fpx_arena.kernels import (
+    FORMATS, REGISTRY, format_by_id, get_format, is_quantized, quantized_formats,
+)
 from fpx_arena.kernels.formats import E4M3_VALUES
+from fpx_arena.llm import precision
 
 
 def _wide_values(n, seed):
@@ -223,3 +227,34 @@ def test_quantization_error_orders_on_gaussian_weights():
     assert err["nvfp4"] < err["mxfp4"]
     assert err["fp8"] < err["nvfp4"] / 2.5
     assert 0.05 < err["nvfp4"] < 0.15 and 0.01 < err["fp8"] < 0.05
+
+
+# ----------------------------------------------------------------------------- the format registry
+
+def test_registry_is_the_one_list_of_formats():
+    assert quantized_formats() == FORMATS == precision.QUANTIZED
+    assert get_format("FP4").name == "nvfp4" and precision.ALIASES["fp4"] == "nvfp4"
+    assert is_quantized("fp4") and not is_quantized("bf16") and not is_quantized("int3")
+    ids = [REGISTRY[f].kernel_id for f in FORMATS]
+    assert len(set(ids)) == len(ids)
+    with pytest.raises(QuantizationError, match="unknown number format 'int3'"):
+        get_format("int3")
+    g = torch.Generator().manual_seed(5)
+    n, k = 24, 96
+    w = torch.randn(n, k, generator=g)
+    for f in FORMATS:
+        spec = REGISTRY[f]
+        qw = quantize_weight(w, f)
+        assert format_by_id(spec.kernel_id) is spec
+        back = QuantizedWeight.from_state_dict(qw.state_dict("l."), "l.")
+        assert back.fmt == f and torch.equal(back.dequantize(), qw.dequantize())
+        # bits per weight with scales = what is stored: e2m1/e4m3 codes plus the canonical scales
+        stored = n * k * spec.bits + qw.scales.numel() * qw.scales.element_size() * 8
+        if f == "nvfp4":
+            stored += 32                                            # the per-tensor fp32
+        assert spec.bits_with_scales(n, k) == pytest.approx(stored / (n * k))
+        if spec.block:
+            assert qw.scales.shape == (n, k // spec.block)
+            with pytest.raises(QuantizationError, match=f"block of {spec.block}"):
+                quantize_weight(torch.randn(4, spec.block + 8), f)
+    assert torch.equal(quantize_weight(w, "fp4").codes, quantize_weight(w, "nvfp4").codes)

@@ -14,12 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..kernels import dense_formats
+
 # Which qlinear backend quantized layers use: None = qlinear's choice (Triton on CUDA, the torch
 # reference on CPU); "torch" forces the reference everywhere (benchmarks compare the two paths).
 QLINEAR_BACKEND: str | None = None
 
 # Formats stored as a plain tensor and multiplied with F.linear.
-DENSE_FORMATS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DENSE_FORMATS = dense_formats()
 
 
 class Linear(nn.Module):

@@ -27,28 +27,20 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import UserError
+from ..kernels import REGISTRY, aliases, quantized_formats
 
 DENSE = {"fp32": torch.float32, "bf16": torch.bfloat16}
-QUANTIZED = ("fp8", "nvfp4", "mxfp4")
-ALIASES = {"fp4": "nvfp4"}
+QUANTIZED = quantized_formats()          # the number-format registry (fpx_arena.kernels.formats)
+ALIASES = aliases()
 LAYER_FORMATS = ("bf16", "fp32") + QUANTIZED
 PLAN_FILE_FORMAT = "fpx-arena-plan"
 PLAN_FILE_VERSION = 1
-# Bits a format stores per weight, before the scales (nominal) and with them, for a [N, K] layer:
-# fp8 one fp32 scale per output row, nvfp4 one e4m3 per 16 + one fp32 per tensor, mxfp4 one
-# e8m0 per 32.
-NOMINAL_BITS = {"fp32": 32, "bf16": 16, "fp8": 8, "nvfp4": 4, "mxfp4": 4}
+NOMINAL_BITS = {name: f.bits for name, f in REGISTRY.items()}
 
 
 def bits_with_scales(fmt: str, n: int, k: int) -> float:
     """Exact stored bits per weight of an [n, k] weight in ``fmt``, scales included."""
-    if fmt == "fp8":
-        return 8 + 32 / k
-    if fmt == "nvfp4":
-        return 4 + 8 / 16 + 32 / (n * k)
-    if fmt == "mxfp4":
-        return 4 + 8 / 32
-    return NOMINAL_BITS[fmt]
+    return REGISTRY[fmt].bits_with_scales(n, k)
 
 
 def is_block_linear(name: str) -> bool:

@@ -101,10 +101,10 @@ class QuantCache:
     ``tensors_path`` is the file used (after a hit or a save)."""
 
     def __init__(self, checkpoint_sha: str, formats: dict[str, str], root: str | None = None):
-        from ..kernels import LAYOUT
+        from ..kernels import LAYOUT, is_quantized
 
         self.parts = {"version": CACHE_VERSION, "layout": LAYOUT, "checkpoint_sha256": checkpoint_sha,
-                      "formats": {n: f for n, f in sorted(formats.items()) if f in ("fp8", "nvfp4", "mxfp4")}}
+                      "formats": {n: f for n, f in sorted(formats.items()) if is_quantized(f)}}
         self.key = hashlib.sha256(json.dumps(self.parts, sort_keys=True).encode()).hexdigest()[:32]
         self.folder = os.path.join(root or cache_dir(), "qweights")
         self.tensors_path = os.path.join(self.folder, self.key + ".safetensors")

@@ -11,6 +11,7 @@ import bisect
 import math
 from dataclasses import dataclass
 
+from ..kernels import REGISTRY, aliases
 from ..scheduler import OK, STATUS_NAMES
 
 _MIN_SCALE_MS = 100.0
@@ -51,7 +52,7 @@ def nice_scale(ms: float) -> float:
     return 10 * mag
 
 
-_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "fp4": 4, "nvfp4": 4, "mxfp4": 4}
+_BITS = {**{n: f.bits for n, f in REGISTRY.items()}, **{a: REGISTRY[n].bits for a, n in aliases().items()}}
 
 
 def _plan_text(plan) -> str | None:
