@@ -85,6 +85,42 @@ class LatencyProfile:
         return out
 
 
+@dataclass(frozen=True)
+class CandidateProfiles:
+    """The profiles of an adaptive agent's candidates (by candidate key, e.g. "arena-small@fp8";
+    "*" for any other): the profile clock draws from the one the agent used for the decision
+    it just made, as its ``latency_key()`` names it."""
+    by_key: dict
+
+    @classmethod
+    def coerce(cls, value: dict, agent: str = "*") -> "CandidateProfiles":
+        if not value:
+            raise UserError(f"latency for {agent!r}: the per-candidate profile table is empty")
+        return cls({str(k): LatencyProfile.coerce(v, agent=f"{agent}:{k}") for k, v in value.items()})
+
+    def pick(self, key) -> LatencyProfile:
+        key = str(key or "")
+        for k in (key, key[4:] if key.startswith("llm:") else "llm:" + key, "*"):
+            if k in self.by_key:
+                return self.by_key[k]
+        raise UserError(f"no latency profile for candidate {key!r}; profiles are given for "
+                        f"{', '.join(sorted(self.by_key))}")
+
+
+def latency_key(agent) -> str | None:
+    """The candidate an adaptive agent made its last decision with (None for other agents)."""
+    key_of = getattr(agent, "latency_key", None)
+    return key_of() if callable(key_of) else None
+
+
+def draw(profile, rng: np.random.Generator, agent=None) -> float:
+    """One decision's latency from an agent's profile: from the profile of the candidate it
+    used where the profile is per candidate (CandidateProfiles), else from the profile."""
+    if isinstance(profile, CandidateProfiles):
+        return profile.pick(latency_key(agent)).sample(rng)
+    return profile.sample(rng)
+
+
 def load_profiles(path: str | Path) -> dict[str, LatencyProfile]:
     """Profiles by agent spec from a profile file; one clear line for anything malformed."""
     path = Path(path)

@@ -1,0 +1,273 @@
+"""The adaptive agent: one LLM policy over several candidates (models and precisions), a
+controller picking the candidate of each decision against the deadline.
+
+Specs:
+
+- ``llm:<model>@adaptive``: the model at bf16, fp8, fpx:0.3, fpx:0.6 and nvfp4, as many as
+  memory allows (most accurate first; ``memory_gb=`` sets the budget, default half the free
+  device memory, or half the available RAM on a CPU).
+- ``adaptive:<spec>,<spec>,...``: candidates named ``<model>@<precision>`` or
+  ``llm:<model>@<precision>``, possibly of different models
+  (``adaptive:arena-small@fp8,arena-small@nvfp4,arena-tiny@bf16``). Options written after the
+  last candidate (``...,arena-tiny@bf16?controller=bandit&threads=1``) are the whole agent's.
+
+Options: ``controller`` (``deadline``, the default, or ``bandit``, ``fixed``; see
+controllers.py), that controller's settings (``k``, ``margin_ms``, ``patience_ms``,
+``bank_share``; ``explore``, ``cost``, ``spread``, ``alpha``; ``index``), ``memory_gb``, and
+the LLM agent's own options (``mode``, ``max_tokens``, ``threads``, ``graphs``, ...), which
+every candidate gets.
+
+Each decision: the controller picks a candidate from the scheduler's ``DecisionContext`` and
+the latencies it has learned; that candidate's LLM agent decides. The next decision's context
+carries what the clock charged for this one (``recent_latencies_ms``), which is learned per
+candidate and prompt length. The chosen candidate is reported in ``last_timing`` (``plan``,
+``candidate``, ``controller_ms``, ``predicted_ms``: the trace and replay keep it), in ``plan``
+(viewers) and by ``latency_key()``: the profile clock draws the latency of the candidate that
+decided (``latency.CandidateProfiles``).
+
+Each candidate keeps its own weights and KV cache, resident for the whole match, so switching
+costs nothing (on a GPU each has its own CUDA graphs, captured once on first use). Candidates of
+one checkpoint read it once where the engine can hold several plans in one model
+(``model.add_plan``); otherwise each loads through ``llm.get_model``'s per-process cache.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import SpecError
+from .context import DecisionContext
+from .controllers import (CandidateInfo, Choice, LatencyModel, make_controller, precision_bits, prompt_bucket,
+                          rank_candidates)
+from .llm import LLMAgent, get_model
+from .spec import AgentSpec
+
+DEFAULT_PRECISIONS = ("bf16", "fp8", "fpx:0.3", "fpx:0.6", "nvfp4")
+LLM_OPTIONS = ("mode", "max_tokens", "device", "prefix_cache", "fused", "threads", "graphs", "game",
+               "system_prompt")
+
+
+def parse_candidate(text: str) -> tuple[str, str]:
+    """(model, precision) of ``<model>@<precision>`` or ``llm:<model>@<precision>``."""
+    body = text.strip()
+    if body.startswith("llm:"):
+        body = body[4:]
+    model, at, precision = body.partition("@")
+    if not model or (at and not precision) or "?" in body or ":" in model:
+        raise SpecError(f"adaptive candidate {text!r}: expected <model>@<precision> or llm:<model>@<precision>")
+    precision = precision or "bf16"
+    if precision == "adaptive":
+        raise SpecError(f"adaptive candidate {text!r}: a candidate needs a fixed precision")
+    return model, precision
+
+
+def _model_bytes(model) -> int:
+    """Bytes of weights a loaded model keeps resident (dense parameters, buffers and the
+    quantized weights of its Linear layers), each tensor counted once."""
+    seen, total = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.device.type != "meta" and t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            total += t.numel() * t.element_size()
+    for m in model.modules():
+        q = getattr(m, "qweight", None)
+        if q is not None:
+            total += int(q.nbytes)
+    return total
+
+
+def _free_bytes(device) -> int:
+    import torch
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        return int(torch.cuda.mem_get_info(dev)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+class AdaptiveAgent:
+    """See the module doc. ``candidates``: ``<model>@<precision>`` strings; ``fit_memory``:
+    drop candidates (least accurate first) whose weights would not fit ``memory_gb``."""
+
+    def __init__(self, candidates, controller: str = "deadline", memory_gb: float | None = None,
+                 fit_memory: bool = False, agreement: dict | None = None, **options):
+        llm_opts = {k: options.pop(k) for k in list(options) if k in LLM_OPTIONS}
+        self.controller_name, self.settings = controller, dict(options)
+        if memory_gb is not None and (isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float))
+                                      or not memory_gb > 0):
+            raise SpecError(f"memory_gb must be a positive number, got {memory_gb!r}")
+        pairs = [parse_candidate(c) for c in candidates]
+        if len(pairs) < 1:
+            raise SpecError("an adaptive agent needs at least one candidate")
+        keys = [f"{m}@{p}" for m, p in pairs]
+        if len(set(keys)) != len(keys):
+            raise SpecError(f"adaptive candidates repeat: {', '.join(keys)}")
+        self.agents = [LLMAgent(model=m, precision=p, **llm_opts) for m, p in pairs]  # checks each spec
+        self.infos = [CandidateInfo(key=k, model=m, precision=p, bits=precision_bits(p))
+                      for k, (m, p) in zip(keys, pairs)]
+        agreement = agreement or {}
+        for info in self.infos:
+            info.agreement = agreement.get(info.key)
+        self.memory_gb, self.fit_memory, self.device = memory_gb, fit_memory, llm_opts.get("device")
+        # the controller is built here too, so that bad settings fail before any model loads
+        self._new_controller()
+        self.spec = "adaptive:" + ",".join(keys)
+        self.loaded = False
+        self.dropped: list[str] = []  # candidates left out for memory
+        self.agent_id = None
+        self.plan: str | None = None
+        self.last_timing: dict = {}
+        self.counts: list[int] = [0] * len(self.agents)
+        self._last: int | None = None
+        self._pending: tuple | None = None  # (candidate, Choice) of the decision not yet charged
+
+    @property
+    def keys(self) -> list[str]:
+        return [c.key for c in self.infos]
+
+    def _new_controller(self) -> None:
+        self.latency = LatencyModel(len(self.infos))
+        self.controller = make_controller(self.controller_name, self.infos, self.latency, self.settings)
+
+    # --- loading ------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load every candidate's weights once (at the first reset), rank them, and drop those
+        that do not fit the memory budget where asked to."""
+        if self.loaded:
+            return
+        from ..llm.loader import open_checkpoint
+
+        params = {}
+        for info in self.infos:
+            if info.model not in params:
+                params[info.model] = open_checkpoint(info.model).config.n_params()
+            info.params = params[info.model]
+        rank_candidates(self.infos)
+        if self.fit_memory or self.memory_gb is not None:
+            budget = self.memory_gb * 2**30 if self.memory_gb is not None else 0.5 * _free_bytes(self.device)
+            keep, used = [], 0.0
+            for i in sorted(range(len(self.infos)), key=lambda i: self.infos[i].rank):
+                need = self.infos[i].params * max(self.infos[i].bits, 4.5) / 8
+                if used + need <= budget or not keep:
+                    keep.append(i)
+                    used += need
+                else:
+                    self.dropped.append(self.infos[i].key)
+            keep.sort()
+            self.agents = [self.agents[i] for i in keep]
+            self.infos = [self.infos[i] for i in keep]
+            rank_candidates(self.infos)
+            self.counts = [0] * len(self.agents)
+        for agent in self.agents:  # the LLM agents' reset() takes these from get_model's cache
+            get_model(agent.model_name, agent.precision, agent.device)
+        self.loaded = True
+        self._new_controller()
+
+    def memory(self) -> dict:
+        """Resident weight bytes: {"candidates": {key: bytes}, "total_bytes": each model once,
+        "dropped": candidates left out for memory}."""
+        self.load()
+        models = [get_model(a.model_name, a.precision, a.device) for a in self.agents]
+        per = {info.key: _model_bytes(m) for info, m in zip(self.infos, models)}
+        unique = {id(m): per[info.key] for info, m in zip(self.infos, models)}
+        return {"candidates": per, "total_bytes": sum(unique.values()), "dropped": list(self.dropped)}
+
+    # --- scheduler hooks ----------------------------------------------------------------
+    def attach_env(self, env) -> None:
+        for agent in self.agents:
+            agent.attach_env(env)
+
+    def reset(self, agent_id, observation_space=None, action_space=None, seed=None) -> None:
+        self.load()
+        self.agent_id = agent_id
+        for agent in self.agents:
+            agent.reset(agent_id, observation_space, action_space, seed)
+        # a match starts from nothing learned, so a reused agent plays as a fresh one would
+        self._new_controller()
+        self.counts = [0] * len(self.agents)
+        self._last = self._pending = None
+        self.plan = None
+
+    def latency_key(self) -> str | None:
+        """The candidate that made the last decision (what the profile clock charges)."""
+        return None if self._last is None else self.infos[self._last].key
+
+    def _prompt_chars(self, observation) -> int:
+        builder = self.agents[0].builder
+        if builder is None:
+            return 0
+        return len(builder.game.describe(observation, builder.agent))
+
+    def choice(self, observation, info, context: DecisionContext | None) -> Choice:
+        """What the controller is told about this decision."""
+        urgency = context.urgency if context is not None else None
+        if urgency is None and isinstance(info, dict) and isinstance(info.get("urgency"), (int, float)):
+            urgency = float(info["urgency"])
+        bucket = prompt_bucket(self._prompt_chars(observation))
+        if context is None:  # a plain act(): no clock to answer to, so any candidate is in time
+            return Choice(dt_ms=1.0, time_left_ms=1e12, urgency=urgency, bucket=bucket)
+        return Choice(dt_ms=context.dt_ms, time_left_ms=context.time_left_ms,
+                      overage_left_ms=context.overage_left_ms, recent_ms=tuple(context.recent_latencies_ms),
+                      urgency=urgency, bucket=bucket)
+
+    def charged(self, latency_ms: float) -> None:
+        """Learn what the clock charged for the last decision (called from act with the next
+        context's latest latency; a scheduler may call it directly)."""
+        if self._pending is None:
+            return
+        cand, choice = self._pending
+        self._pending = None
+        self.latency.observe(cand, choice.bucket, float(latency_ms))
+        self.controller.observe(cand, choice, float(latency_ms))
+
+    def act(self, observation, info=None, context: DecisionContext | None = None):
+        t0 = time.perf_counter()
+        if context is not None and context.recent_latencies_ms:
+            self.charged(context.recent_latencies_ms[-1])
+        self._pending = None  # a decision that was never charged teaches nothing
+        choice = self.choice(observation, info, context)
+        i = self.controller.choose(choice)
+        predicted = self.controller.predicted_ms(i, choice)
+        t1 = time.perf_counter()
+        agent = self.agents[i]
+        action = agent.act(observation, info)
+        self._last, self._pending = i, (i, choice)
+        self.counts[i] += 1
+        key = self.infos[i].key
+        self.plan = key
+        timing = dict(agent.last_timing)
+        timing.update(plan=key, candidate=key, controller_ms=(t1 - t0) * 1e3, predicted_ms=predicted,
+                      total_ms=timing.get("total_ms", 0.0) + (t1 - t0) * 1e3)
+        self.last_timing = timing
+        return action
+
+    def __repr__(self):
+        return f"AdaptiveAgent({', '.join(self.keys)}, controller={self.controller_name})"
+
+
+def make_adaptive(parts=None, model: str | None = None, **options) -> AdaptiveAgent:
+    """The spec factory: ``parts`` are the candidate specs of ``adaptive:...`` (the last one's
+    options are the agent's); ``model`` alone gives ``llm:<model>@adaptive``."""
+    if model is not None:
+        options.setdefault("fit_memory", True)
+        return AdaptiveAgent([f"{model}@{p}" for p in DEFAULT_PRECISIONS], **options)
+    if not parts:
+        raise SpecError("expected adaptive:<model>@<precision>,<model>@<precision>[,...]")
+    parts = [str(p) for p in parts]
+    last, _, query = parts[-1].partition("?")
+    for p in parts[:-1]:
+        if "?" in p:
+            raise SpecError(f"adaptive candidate {p!r}: options go after the last candidate, for the whole agent")
+    if query:
+        options = {**AgentSpec.parse("x?" + query).kwargs, **options}
+    return AdaptiveAgent(parts[:-1] + [last], **options)
+
+
+__all__ = ["AdaptiveAgent", "make_adaptive", "parse_candidate", "DEFAULT_PRECISIONS"]
