@@ -235,6 +235,27 @@ def data_fingerprint(paths: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
+_CHECKPOINT_KEYS = {"model": dict, "optimizer": dict, "step": int, "log": list, "elapsed_s": float,
+                    "tokenizer": str, "fingerprint": str, "args": dict}
+
+
+def load_checkpoint(path: str) -> dict:
+    """A training checkpoint read without unpickling code (torch's weights_only loader: tensors,
+    numbers, strings and containers only), its fields checked; UserError in one line otherwise."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # the file is untrusted: whatever torch's restricted loader raises is one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"--resume: {path} is not a training checkpoint this version can read safely ({first})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"--resume: {path} is not a training checkpoint (a {type(state).__name__})")
+    for key, kind in _CHECKPOINT_KEYS.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UserError(f"--resume: {path}: field {key!r} is missing or not a {kind.__name__}")
+    return state
+
+
 def train(a: TrainArgs) -> dict:
     """Train (or resume) into folder a.out; returns the training summary."""
     from . import dataset
@@ -261,7 +282,7 @@ def train(a: TrainArgs) -> dict:
     if a.resume:
         if not os.path.isfile(ckpt_path):
             raise UserError(f"--resume: no checkpoint at {ckpt_path}")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt_path)
         mine = {"size": a.size, "seed": a.seed, "batch_size": batch_size, "peak_lr": peak_lr}
         if state["args"] != mine:  # (--steps may change: training longer is a use of --resume)
             theirs = " ".join(f"{k}={v}" for k, v in state["args"].items())
