@@ -1,11 +1,12 @@
 """Agents: anything with ``reset(agent_id, observation_space, action_space, seed)`` and
 ``act(observation, info) -> action``.
 
-``make(spec)`` builds one from a spec string:
+``make(spec)`` builds one from a spec string or an ``AgentSpec`` (agents/spec.py parses them):
 
-- a built-in name: ``random``, ``noop``, ``fighter/<bot>``, ``market/<bot>``, ``human``
+- a built-in name: ``random``, ``noop``, ``human``, or ``<game>/<bot>``, a game's scripted bot
 - ``llm:<model>@<precision>`` (optionally ``llm:<model>@<precision>?mode=free&max_tokens=8``)
 - ``package.module:Class`` (keyword arguments after ``?``: ``pkg.mod:Cls?depth=3``)
+- ``adaptive:<spec>,<spec>`` (an agent switching between model-backed specs)
 - a name registered by a third-party package under the entry-point group ``fpx_arena.agents``
 """
 from __future__ import annotations
@@ -14,8 +15,10 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from .. import games
 from ..errors import SpecError
 from .base import NoopAgent, RandomAgent
+from .spec import AgentSpec
 
 ENTRY_POINT_GROUP = "fpx_arena.agents"
 
@@ -27,12 +30,8 @@ class Agent(Protocol):
     def act(self, observation, info: dict) -> Any: ...
 
 
-# name -> "module:attribute" of a factory taking keyword arguments; modules import lazily so
-# that `fpx-arena agents` and scripted matches never import torch.
-_BUILTIN_FAMILIES = {
-    "fighter": "fpx_arena.agents.fighter_bots:BOTS",
-    "market": "fpx_arena.agents.market_bots:BOTS",
-}
+# name -> factory, or "module:attribute" of one (imported on use: the human agent needs pygame);
+# scripted bots are `<game>/<bot>`, found through the game's descriptor (games.get(game).bots)
 _BUILTIN = {
     "random": RandomAgent,
     "noop": NoopAgent,
@@ -52,25 +51,6 @@ def _load(target: str):
         raise SpecError(f"module {module_name!r} has no attribute {attr!r}") from None
 
 
-def _parse_kwargs(query: str) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    for part in filter(None, query.split("&")):
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise SpecError(f"bad option {part!r}: expected key=value")
-        kwargs[key] = _coerce(value)
-    return kwargs
-
-
-def _coerce(value: str):
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(value.lower(), value)
-
-
 def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
@@ -78,48 +58,51 @@ def _entry_points() -> dict[str, Any]:
 def builtin_specs() -> list[str]:
     """Every spec `make` accepts without arguments, for `fpx-arena agents`."""
     specs = sorted(_BUILTIN)
-    for family, target in _BUILTIN_FAMILIES.items():
+    for game in games.names():
         try:
-            specs += [f"{family}/{name}" for name in sorted(_load(target))]
-        except SpecError:
+            specs += games.get(game).bot_specs()
+        except SpecError:  # a broken third-party game must not hide every other agent
             pass
     return specs + sorted(_entry_points())
 
 
-def make(spec: str, **overrides) -> Agent:
-    """Build an agent from its spec string (see the module doc). Raises SpecError."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise SpecError(f"agent spec must be a non-empty string, got {spec!r}")
-    spec = spec.strip()
-    base, _, query = spec.partition("?")
-    kwargs = {**_parse_kwargs(query), **overrides}
+def make(spec: str | AgentSpec, *, isolate: bool = False, **overrides) -> Agent:
+    """Build an agent from its spec (a string or an AgentSpec; see the module doc). isolate:
+    run a module-path or entry-point agent in a child process (agents.process), so that its
+    crash, sys.exit or os._exit cannot end this one. Raises SpecError."""
+    spec = AgentSpec.parse(spec)
+    text = str(spec)
+    if isolate and spec.isolatable:
+        from .process import ProcessAgent
+
+        return ProcessAgent(spec, **overrides)
+    kwargs = {**spec.kwargs, **overrides}
     factory: Callable[..., Any] | None = None
-    if base.startswith("llm:"):
-        model, at, precision = base[4:].partition("@")
-        if not model:
-            raise SpecError(f"{spec!r}: expected llm:<model>@<precision>")
+    if spec.kind == "llm" and spec.precision == "adaptive":
+        factory = _adaptive_factory(text)
+        kwargs["model"] = spec.model
+    elif spec.kind == "llm":
         from .llm import LLMAgent
 
-        agent = LLMAgent(model=model, precision=precision if at else "bf16", **kwargs)
-        agent.spec = spec
+        agent = LLMAgent(model=spec.model, precision=spec.precision, **kwargs)
+        agent.spec = text
         return agent
-    if base in _BUILTIN:
-        factory = _BUILTIN[base]
-    elif "/" in base and base.split("/", 1)[0] in _BUILTIN_FAMILIES:
-        family, name = base.split("/", 1)
-        bots = _load(_BUILTIN_FAMILIES[family])
-        if name not in bots:
-            raise SpecError(f"unknown {family} bot {name!r}; known: {', '.join(sorted(bots))}")
-        factory = bots[name]
-    elif ":" in base:
-        factory = _load(base)
-    else:
+    elif spec.kind == "adaptive":
+        factory = _adaptive_factory(text)
+        kwargs["parts"] = [str(p) for p in spec.parts]
+    elif spec.kind == "builtin":
+        factory = _BUILTIN[spec.base]
+    elif spec.kind == "family" and spec.family in games.names():
+        factory = games.get(spec.family).bot(spec.name)
+    elif spec.kind == "module":
+        factory = _load(spec.base)
+    elif spec.kind == "entry":
         eps = _entry_points()
-        if base in eps:
-            factory = eps[base].load()
+        if spec.base in eps:
+            factory = eps[spec.base].load()
     if factory is None:
         raise SpecError(
-            f"unknown agent spec {spec!r}; known: {', '.join(builtin_specs())}, "
+            f"unknown agent spec {text!r}; known: {', '.join(builtin_specs())}, "
             "llm:<model>@<precision>, or package.module:Class"
         )
     if isinstance(factory, str):
@@ -127,15 +110,23 @@ def make(spec: str, **overrides) -> Agent:
     try:
         agent = factory(**kwargs)
     except TypeError as e:
-        raise SpecError(f"{spec!r}: {e}") from None
+        raise SpecError(f"{text!r}: {e}") from None
     for method in ("reset", "act"):
         if not callable(getattr(agent, method, None)):
-            raise SpecError(f"{spec!r} built {type(agent).__name__}, which has no {method}() method")
+            raise SpecError(f"{text!r} built {type(agent).__name__}, which has no {method}() method")
     try:
-        agent.spec = spec
+        agent.spec = text
     except AttributeError:
         pass
     return agent
 
 
-__all__ = ["Agent", "make", "builtin_specs", "RandomAgent", "NoopAgent", "ENTRY_POINT_GROUP"]
+def _adaptive_factory(text: str):
+    """Adaptive agents live in agents/adaptive.py (a factory ``make_adaptive(parts, **options)``)."""
+    try:
+        return _load("fpx_arena.agents.adaptive:make_adaptive")
+    except SpecError:
+        raise SpecError(f"{text!r}: adaptive agents are not available in this version") from None
+
+
+__all__ = ["Agent", "AgentSpec", "make", "builtin_specs", "RandomAgent", "NoopAgent", "ENTRY_POINT_GROUP"]

@@ -20,11 +20,11 @@ if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "games")) and _o
 
 
 def __getattr__(name):  # lazy: importing fpx_arena must stay cheap (no torch)
-    if name in ("run_match", "MatchResult"):
-        from . import scheduler
+    if name in ("run_match", "MatchResult", "MatchSpec"):
+        from . import match
 
-        return getattr(scheduler, name)
+        return getattr(match, name)
     raise AttributeError(name)
 
 
-__all__ = ["run_match", "MatchResult", "__version__"]
+__all__ = ["run_match", "MatchResult", "MatchSpec", "__version__"]

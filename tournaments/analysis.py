@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..agents.spec import AgentSpec
 from .ratings import (BTResult, Game, PairStats, fit_bradley_terry, mean_interval, openskill_ratings,
                       pair_stats, pareto_front)
 from .spec import TournamentSpec
@@ -76,7 +77,7 @@ def candidates(spec: TournamentSpec, names: list[str]) -> list[str]:
     model-backed agents if there are any (scripted bots are yardsticks), else everyone."""
     if spec.format == "gauntlet":
         return [n for n in names if n not in spec.baselines]
-    models = [n for n in names if spec.agent(n).spec.startswith("llm:")]
+    models = [n for n in names if AgentSpec.parse(spec.agent(n).spec).model_backed]
     return models or list(names)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..agents.spec import AgentSpec
 from ..errors import UserError
 from .ratings import Game, fit_bradley_terry
 from .schedule import build_schedule, latencies, seat_ids
@@ -55,7 +56,7 @@ def detect_gpus(setting="auto") -> list[str]:
 
 
 def uses_models(spec: TournamentSpec) -> bool:
-    return any(a.spec.startswith("llm:") for a in spec.agents)
+    return any(AgentSpec.parse(a.spec).model_backed for a in spec.agents)
 
 
 def plan_workers(spec: TournamentSpec, requested: int | None, pending: int) -> list[str | None]:
@@ -260,8 +261,7 @@ def _preflight(spec: TournamentSpec) -> dict:
 
     unavailable = {}
     for i, entry in enumerate(spec.agents):
-        base = entry.spec.partition("?")[0]
-        if ":" in base and not base.startswith("llm:"):
+        if AgentSpec.parse(entry.spec).isolatable:
             continue
         try:
             agents.make(entry.spec)
@@ -302,7 +302,7 @@ def _run(spec, store: Store, tasks, lat, run_dir: Path, *, backend, workers, ray
             raise UserError(f"unknown backend {backend!r}; choose local or ray")
         bar = _progress_bar(len(done) + len(pending), len(done), progress, engine)
         queue = list(pending)
-        heavy = {a.name for a in spec.agents if a.spec.startswith("llm:")}
+        heavy = {a.name for a in spec.agents if AgentSpec.parse(a.spec).model_backed}
         loaded: dict = {}  # worker -> model-backed agents it has built
         in_flight: dict = {}
         try:

@@ -29,6 +29,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..agents.spec import AgentSpec
 from ..errors import SpecError
 
 FORMATS = ("round-robin", "gauntlet")
@@ -56,8 +57,10 @@ class AgentEntry:
     @property
     def family(self) -> str | None:
         """The game a scripted bot belongs to (`fighter/reactive` -> fighter), else None."""
-        head, sep, _ = self.spec.partition("/")
-        return head if sep and ":" not in head else None
+        try:
+            return AgentSpec.parse(self.spec).family
+        except SpecError:  # reported where the spec is checked; no family meanwhile
+            return None
 
 
 @dataclass
@@ -330,6 +333,10 @@ def _agents(c: _Checker, data: dict, base: Path) -> list[AgentEntry]:
         spec = c.typed(entry, "spec", str, path)
         if not spec or not spec.strip():
             c.fail(path, "agent needs spec = \"...\" (e.g. \"fighter/reactive\" or \"llm:smollm2-135m@bf16\")")
+        try:
+            AgentSpec.parse(spec)
+        except SpecError as e:
+            c.fail(path + ("spec",), str(e))
         name = c.typed(entry, "name", str, path) or _default_name(spec)
         if not NAME_RE.match(name):
             c.fail(path + ("name",), f"agent name {name!r} may hold only letters, digits and _ . + @ -")

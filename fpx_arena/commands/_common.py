@@ -1,7 +1,12 @@
 """Argument parsing shared by the match-playing commands."""
 from __future__ import annotations
 
+import math
+
+from ..agents.spec import AgentSpec, coerce
 from ..errors import UserError
+from ..latency import load_profiles
+from ..match import DEFAULT_DECISION_TIMEOUT_S, FORFEIT_AFTER, MatchSpec
 
 
 def parse_pairs(items, what: str, value=str) -> dict:
@@ -19,9 +24,7 @@ def parse_pairs(items, what: str, value=str) -> dict:
 
 
 def parse_env_kwargs(items) -> dict:
-    from ..agents import _coerce
-
-    return {k: _coerce(v) for k, v in parse_pairs(items, "--env").items()}
+    return {k: coerce(v) for k, v in parse_pairs(items, "--env").items()}
 
 
 def add_match_arguments(p, default_clock="lockstep"):
@@ -46,12 +49,45 @@ def add_match_arguments(p, default_clock="lockstep"):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-ticks", type=int, default=None)
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="game setting, e.g. round_seconds=20")
+    p.add_argument("--decision-timeout", type=float, default=DEFAULT_DECISION_TIMEOUT_S, metavar="S",
+                   help="seconds an agent may take over one decision under any clock before it loses it; "
+                        f"{FORFEIT_AFTER} in a row forfeit the match (default {DEFAULT_DECISION_TIMEOUT_S:g})")
+    p.add_argument("--isolate", action="store_true",
+                   help="run package.module:Class and plug-in agents in child processes, so that a crash, "
+                        "sys.exit or os._exit inside them costs the match, not this command")
+
+
+def match_spec(args, env) -> MatchSpec:
+    """The match the command-line arguments describe (`env`: the game built from them, for its
+    player ids)."""
+    specs = parse_pairs(args.agent, "--agent")
+    unknown = set(specs) - set(env.possible_agents)
+    if unknown:
+        raise UserError(f"{args.game} has players {', '.join(env.possible_agents)}; "
+                        f"unknown: {', '.join(sorted(unknown))}")
+    specs = {a: specs.get(a, "random") for a in env.possible_agents}
+    for a, text in specs.items():
+        AgentSpec.parse(text)  # a malformed spec is reported before anything is built
+    timeout = args.decision_timeout
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise UserError(f"--decision-timeout must be a positive number of seconds, got {timeout}")
+    return MatchSpec(
+        game=args.game, env_kwargs=parse_env_kwargs(args.env), agents=specs, tick_hz=args.tick_hz,
+        clock=args.clock, late=args.late, seed=args.seed, latency=latency_for(args, env.possible_agents, specs),
+        network_delay_ms=parse_pairs(args.network_delay, "--network-delay", float) or None,
+        overage_ms=args.overage, max_ticks=args.max_ticks, decision_timeout_s=timeout, isolate=args.isolate)
+
+
+def run_match_kwargs(spec: MatchSpec, **extra) -> dict:
+    """run_match's keywords for a match spec (for callers that take them, like the viewer)."""
+    return dict(tick_hz=spec.tick_hz, clock=spec.clock, late=spec.late, seed=spec.seed, latency=spec.latency,
+                network_delay_ms=spec.network_delay_ms, overage_ms=spec.overage_ms, deadline_ms=spec.deadline_ms,
+                max_ticks=spec.max_ticks, decision_timeout_s=spec.decision_timeout_s,
+                forfeit_after=spec.forfeit_after, game=spec.game, env_kwargs=spec.env_kwargs, **extra)
 
 
 def latency_for(args, env_agents, specs):
     """The profile clock's latency per player from --latency and --latency-profile."""
-    from ..latency import load_profiles
-
     latency = parse_pairs(args.latency, "--latency", float)
     if args.latency_profile:
         profiles = load_profiles(args.latency_profile)

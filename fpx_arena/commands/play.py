@@ -7,8 +7,12 @@ Examples:
 """
 from __future__ import annotations
 
+import json
+
+from .. import games
+from ..agents.spec import AgentSpec
 from ..errors import UserError
-from ._common import add_match_arguments, latency_for, parse_env_kwargs, parse_pairs
+from ._common import add_match_arguments, match_spec, parse_env_kwargs, run_match_kwargs
 
 HELP = "play one match and print the result table"
 
@@ -22,35 +26,23 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from .. import agents as agent_registry
-    from .. import games
-    from ..scheduler import run_match
-
-    env_kwargs = parse_env_kwargs(args.env)
-    env = games.make(args.game, **env_kwargs)
-    specs = parse_pairs(args.agent, "--agent")
-    unknown = set(specs) - set(env.possible_agents)
-    if unknown:
-        raise UserError(f"{args.game} has players {', '.join(env.possible_agents)}; "
-                        f"unknown: {', '.join(sorted(unknown))}")
-    specs = {a: specs.get(a, "random") for a in env.possible_agents}
-    if not args.watch and any(spec.split("?")[0] == "human" for spec in specs.values()):
+    spec = match_spec(args, games.make(args.game, **parse_env_kwargs(args.env)))
+    if not args.watch and any(AgentSpec.parse(a).base == "human" for a in spec.agents.values()):
         raise UserError("a human player needs the viewer's window: add --watch (and --clock wall to play in real time)")
-    latency = latency_for(args, env.possible_agents, specs)
-    players = {a: agent_registry.make(spec) for a, spec in specs.items()}
-    kwargs = dict(tick_hz=args.tick_hz, clock=args.clock, late=args.late, seed=args.seed,
-                  record=args.record, latency=latency, max_ticks=args.max_ticks, overage_ms=args.overage,
-                  network_delay_ms=parse_pairs(args.network_delay, "--network-delay", float) or None,
-                  game=args.game, env_kwargs=env_kwargs)
-    if args.watch:
-        from ..viewer import watch_live
+    env = spec.make_env()
+    players = spec.make_agents()
+    try:
+        if args.watch:
+            from ..viewer import watch_live
 
-        result = watch_live(env, players, **kwargs)
-    else:
-        result = run_match(env, players, **kwargs)
+            result = watch_live(env, players, **run_match_kwargs(spec, record=args.record))
+        else:
+            result = spec.play(env, players, record=args.record)
+    finally:
+        for player in players.values():
+            if hasattr(player, "close"):
+                player.close()
     if args.json:
-        import json
-
         print(json.dumps(result.to_dict(), indent=1, default=str))
     else:
         print(format_result(result))
@@ -80,8 +72,9 @@ def format_result(result) -> str:
         lines.append(f"{'player':<7} " + " ".join(f"{k:>12}" for k in keys))
         for a, m in metrics.items():
             lines.append(f"{a:<7} " + " ".join(f"{m.get(k, float('nan')):12.4g}" for k in keys))
-    errors = [f"{a}: {s.last_error}" for a, s in result.stats.items() if s.last_error]
-    if errors:
+    notes = [f"last error of {a}: {s.last_error}" for a, s in result.stats.items() if s.last_error]
+    notes += [f"{a} forfeited: {s.forfeit}" for a, s in result.stats.items() if s.forfeit]
+    if notes:
         lines.append("")
-        lines += [f"last error of {e}" for e in errors]
+        lines += notes
     return "\n".join(lines)

@@ -12,7 +12,9 @@ import math
 from dataclasses import dataclass
 
 from ..kernels import REGISTRY, aliases
-from ..scheduler import OK, STATUS_NAMES
+from ..agents.spec import AgentSpec
+from ..errors import SpecError
+from ..trace import OK, STATUS_NAMES
 
 _MIN_SCALE_MS = 100.0
 
@@ -35,11 +37,11 @@ class AgentView:
 def parse_spec(spec: str) -> tuple[str, str]:
     """(label, precision) of an agent spec: llm:<model>@<precision>[?...] -> (model, precision);
     anything else -> (spec without options, "")."""
-    base = (spec or "").split("?", 1)[0]
-    if base.startswith("llm:"):
-        model, _, precision = base[4:].partition("@")
-        return model, precision or "bf16"
-    return base, ""
+    try:
+        parsed = AgentSpec.parse(spec)
+    except SpecError:  # a spec recorded by a plug-in or an older version: shown as it is
+        return (spec or "").split("?", 1)[0], ""
+    return parsed.label, parsed.precision or ""
 
 
 def nice_scale(ms: float) -> float:

@@ -1,0 +1,148 @@
+"""Agents in a child process: third-party code whose crash, ``sys.exit``, ``os._exit`` or hang
+must cost one match, not the process that plays it.
+
+``ProcessAgent(spec)`` starts a spawned child that builds ``make(spec)`` and answers ``reset``
+and ``act`` over a pipe (pickled arguments: observations, spaces, a DecisionContext). When the
+child dies, the call in progress raises ``AgentDied`` with the reason; the next ``reset`` (the
+next match) starts a fresh child. ``interrupt()`` kills a child that hangs.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import traceback
+
+from ..errors import SpecError
+from .context import accepts_context
+
+READY_TIMEOUT_S = 120.0  # importing a heavy agent module (torch) in a fresh interpreter
+
+
+class AgentDied(Exception):
+    """The agent's process is gone (or the agent asked to end it): it forfeits the match."""
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _child(conn, spec: str, overrides: dict):
+    from . import make
+
+    try:
+        agent = make(spec, **overrides)
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises SpecError
+        conn.send(("error", str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__))
+        return
+    with_context = accepts_context(agent)
+    conn.send(("ready", type(agent).__name__))
+    while True:
+        try:
+            method, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if method == "act":
+                observation, info, context = args
+                value = agent.act(observation, info, context=context) if with_context else agent.act(observation, info)
+                conn.send(("ok", (value, getattr(agent, "last_timing", None))))
+            elif method == "reset":
+                conn.send(("ok", agent.reset(*args)))
+            else:
+                return
+        except SystemExit as e:
+            conn.send(("exit", f"the agent called sys.exit({e.code!r})"))
+            return
+        except Exception as e:
+            conn.send(("raise", (_one_line(e), traceback.format_exc(limit=-3))))
+
+
+class ProcessAgent:
+    """A proxy that forwards reset/act to the agent built from `spec` in a child process."""
+
+    def __init__(self, spec, **overrides):
+        self.spec = str(spec)
+        self._overrides = overrides
+        self._ctx = mp.get_context("spawn")
+        self._proc = None
+        self._conn = None
+        self.last_timing = None
+        self._start()
+
+    def _start(self):
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=_child, args=(child, self.spec, self._overrides), daemon=True,
+                                       name=f"fpx-agent {self.spec[:40]}")
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        if not parent.poll(READY_TIMEOUT_S):
+            self.close()
+            raise SpecError(f"{self.spec!r}: its process did not start within {READY_TIMEOUT_S:.0f} s")
+        try:
+            kind, value = parent.recv()
+        except (EOFError, OSError):
+            code = self._reap()
+            raise SpecError(f"{self.spec!r}: its process exited while building the agent (exit code {code})") from None
+        if kind == "error":
+            self._reap()
+            raise SpecError(value)
+
+    def _reap(self):
+        self._proc.join(5.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5.0)
+        return self._proc.exitcode
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def _call(self, method: str, args):
+        try:
+            self._conn.send((method, args))
+            kind, value = self._conn.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            code = self._reap()
+            if code is not None and code < 0:
+                raise AgentDied(f"the agent's process was killed by signal {-code}") from None
+            raise AgentDied(f"the agent's process exited with code {code}") from None
+        if kind == "ok":
+            return value
+        if kind == "exit":
+            self._reap()
+            raise AgentDied(value)
+        raise RuntimeError(value[0])
+
+    def reset(self, agent_id, observation_space, action_space, seed):
+        if not self.alive:
+            self._start()
+        self._call("reset", (agent_id, observation_space, action_space, seed))
+
+    def act(self, observation, info, context=None):
+        action, self.last_timing = self._call("act", (observation, info, context))
+        return action
+
+    def interrupt(self):
+        """Stop a call that hangs: kill the child (a fresh one starts at the next reset)."""
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+
+    def close(self):
+        if self._proc is not None:
+            try:
+                self._conn.close()
+            except OSError:
+                pass
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(5.0)
+
+    def __del__(self):
+        try:
+            if self._proc is not None and self._proc.is_alive() and os.getpid() == getattr(self._proc, "_parent_pid", None):
+                self._proc.kill()
+        except Exception:
+            pass
