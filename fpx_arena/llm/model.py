@@ -19,12 +19,15 @@ Entry points on ``Transformer``:
 from __future__ import annotations
 
 import math
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import plans as plans_mod
 from .linear import Linear
 
 
@@ -184,12 +187,20 @@ class Attention(nn.Module):
         self.o_proj = Linear(c.n_heads * c.head_dim, c.dim, c.o_bias, **kw)
         self.q_norm = RMSNorm(c.head_dim, c.norm_eps, **kw) if c.qk_norm else None
         self.k_norm = RMSNorm(c.head_dim, c.norm_eps, **kw) if c.qk_norm else None
+        self.fused_qkv = None  # q, k, v as one projection (set by the plan; see plans.py)
 
     def forward(self, x, cos, sin, kv: tuple | None, start: int, mask: torch.Tensor | None):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
+        fused = self.fused_qkv
+        if kv is not None and fused is not None and fused.current():
+            # the cached path (prefill, decode, scoring) streams q, k, v in one product; the
+            # full forward keeps one call per layer for calibration hooks and training
+            q, k, v = fused(x).split(fused.splits, dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = q.reshape(B, T, self.n_heads, self.head_dim)
+        k = k.reshape(B, T, self.n_kv_heads, self.head_dim)
+        v = v.reshape(B, T, self.n_kv_heads, self.head_dim)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q = apply_rope(q, cos, sin).transpose(1, 2)
@@ -229,9 +240,15 @@ class MLP(nn.Module):
         self.gate_proj = Linear(c.dim, c.intermediate_size, c.mlp_bias, **kw)
         self.up_proj = Linear(c.dim, c.intermediate_size, c.mlp_bias, **kw)
         self.down_proj = Linear(c.intermediate_size, c.dim, c.mlp_bias, **kw)
+        self.fused_gate_up = None  # gate and up as one projection (set by the plan)
 
-    def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+    def forward(self, x, cached: bool = False):
+        fused = self.fused_gate_up
+        if cached and fused is not None and fused.current():
+            gate, up = fused(x).split(fused.splits, dim=-1)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -244,7 +261,7 @@ class Block(nn.Module):
 
     def forward(self, x, cos, sin, kv, start, mask):
         x = x + self.attn(self.attn_norm(x), cos, sin, kv, start, mask)
-        return x + self.mlp(self.mlp_norm(x))
+        return x + self.mlp(self.mlp_norm(x), kv is not None)
 
 
 class Transformer(nn.Module):
@@ -263,10 +280,94 @@ class Transformer(nn.Module):
         self.cache: KVCache | None = None  # the default cache of prefill()/decode()
         self.tokenizer = None  # set by load_model
         self.precision = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(dtype, str(dtype))
+        self.plan = None  # the active precision plan (precision.Plan), when plans are used
+        self.plan_name = None
+        self.weight_source = None  # where add_plan reads weights (the loader's checkpoint state)
+        self._plans: dict[str, plans_mod.PlanWeights] = {}
+        self._dense_pool: dict = {}  # dense tensors shared by the plans
+        self.lock = threading.RLock()  # held by callers that switch plans and run a forward
 
     @property
     def device(self) -> torch.device:
         return self.embed.weight.device
+
+    # --- precision plans --------------------------------------------------------------------
+    @property
+    def plans(self) -> tuple[str, ...]:
+        """Names of the plans this model holds (``add_plan`` returns them)."""
+        return tuple(self._plans)
+
+    def add_plan(self, precision: str, lm_head: str | None = None, eps: dict | None = None) -> str:
+        """Make the weights of another precision plan resident (fp32, bf16, fp8, fp4, nvfp4,
+        mxfp4, fpx:<gamma>, a plan file; see precision.py) and return its name; the active
+        plan does not change. Weights come from ``weight_source`` (a checkpoint is not read
+        again); dense tensors that plans share are held once. Adding a plan it holds already
+        returns that plan's name."""
+        with self.lock:
+            if self.weight_source is None:
+                self.weight_source = plans_mod.DenseSource(self)
+            plan = self.weight_source.plan(precision, self, lm_head, eps=eps)
+            if plan.precision in self._plans:
+                return plan.precision
+            active = self._plans.get(self.plan_name)
+            pw = self.weight_source.build(self, plan, self._dense_pool)
+            self._plans[pw.name] = pw
+            plans_mod.install(self, active if active is not None else pw)
+            return pw.name
+
+    def _plan_key(self, name: str) -> str:
+        if name in self._plans:
+            return name
+        from .precision import ALIASES, split_precision
+
+        base, head = split_precision(name)
+        alias = ALIASES.get(base.strip().lower(), base.strip().lower()) + (f",head={head}" if head else "")
+        if alias in self._plans:
+            return alias
+        from ..errors import UserError
+
+        raise UserError(f"the model holds no plan {name!r} (it holds {', '.join(self._plans) or 'none'}; "
+                        "add_plan() makes one)")
+
+    def use_plan(self, name: str) -> None:
+        """Run the following calls with plan ``name``'s weights (a few thousand attribute
+        writes at most; nothing is copied, CUDA graphs of other plans stay valid)."""
+        key = self._plan_key(name)
+        if key != self.plan_name:
+            plans_mod.install(self, self._plans[key])
+
+    @contextmanager
+    def using(self, name: str):
+        """Hold the model's lock with plan ``name`` active: agents that share the model call
+        it around a decision, so one thread's plan never runs another's forward."""
+        with self.lock:
+            self.use_plan(name)
+            yield self._plans[self.plan_name]
+
+    def plan_weights(self, name: str | None = None) -> plans_mod.PlanWeights:
+        return self._plans[self._plan_key(name or self.plan_name)]
+
+    def plan_bytes(self, name: str | None = None) -> int:
+        """Resident bytes of the tensors plan ``name`` (default: the active one) reads:
+        linear weights with their scales, biases, embedding and norms (shared ones counted)."""
+        return self.plan_weights(name).nbytes()
+
+    def weight_bytes(self, name: str | None = None) -> int:
+        """Bytes one decode step streams under plan ``name``: every linear weight (with its
+        scales) and the norms, not the embedding table (one row is read)."""
+        pw = self.plan_weights(name)
+        total = 0
+        for w, q, b, _ in pw.linears.values():
+            if q is not None:
+                total += q.nbytes
+            elif w is not None:
+                total += w.numel() * w.element_size()
+            if b is not None:
+                total += b.numel() * b.element_size()
+        for n, p in pw.dense.items():
+            if n != "embed":
+                total += p.numel() * p.element_size()
+        return total
 
     def linear_layers(self) -> dict[str, Linear]:
         """Every Linear by its name (the keys of a precision plan)."""
