@@ -266,15 +266,26 @@ def test_stock_pettingzoo_env_runs_under_every_clock(clock):
     assert all(s.decisions > 0 and s.errors == 0 and s.invalid == 0 for s in result.stats.values())
 
 
-def test_replay_reproduces_the_match(tmp_path):
+@pytest.fixture
+def tick_game():
+    """TickEnv registered as a game: replays name registered games only."""
+    import fpx_arena.games as games
+
+    games.GAMES["tick_test"] = __name__
+    yield "tick_test"
+    del games.GAMES["tick_test"]
+    games._LOADED.pop("tick_test", None)
+
+
+def test_replay_reproduces_the_match(tmp_path, tick_game):
     path = tmp_path / "m.replay"
-    env = rps_v2.parallel_env(max_cycles=25)
+    env = TickEnv(length=25)
     agents = {a: make("random") for a in env.possible_agents}
     result = run_match(env, agents, clock="profile", seed=9, latency={a: [0.0, 12.0] for a in agents},
-                       tick_hz=100, record=path, env_kwargs={"max_cycles": 25})
+                       tick_hz=100, record=path, game=tick_game, env_kwargs={"length": 25})
     data = replay.load(path)
     assert data["actions"] == result.trace.actions
-    env2 = rps_v2.parallel_env(max_cycles=25)
+    env2 = TickEnv(length=25)
     env2.reset(seed=9)
     totals = {a: 0.0 for a in env2.possible_agents}
     for row in data["actions"]:
@@ -284,20 +295,17 @@ def test_replay_reproduces_the_match(tmp_path):
     assert totals == result.rewards
 
 
-def test_replay_detects_a_different_final_state(tmp_path):
+def test_replay_detects_a_different_final_state(tmp_path, tick_game):
     path = tmp_path / "t.replay"
-    import fpx_arena.games as games
-
-    games.GAMES["tick_test"] = __name__
-    try:
-        run_match(TickEnv(), {"a0": Recorder(), "a1": Recorder()}, record=path, game="tick_test")
-        data = replay.load(path)
-        assert replay.resimulate(data)["matches"]
-        data["actions"][3][0] = 0
-        with pytest.raises(ReplayError, match="does not reproduce"):
-            replay.resimulate(data)
-    finally:
-        del games.GAMES["tick_test"]
+    run_match(TickEnv(), {"a0": Recorder(), "a1": Recorder()}, record=path, game=tick_game)
+    data = replay.load(path)
+    assert replay.resimulate(data)["matches"]
+    data["actions"][3][0] = 0
+    with pytest.raises(ReplayError, match="edited or damaged"):
+        replay.resimulate(data)
+    data["check"]["stream"] = replay._stream_hash(data)  # re-sealed by hand: the states still differ
+    with pytest.raises(ReplayError, match="leaves the recorded match|does not reproduce"):
+        replay.resimulate(data)
 
 
 def parallel_env(**kw):  # lets the replay rebuild TickEnv by module name
@@ -309,9 +317,10 @@ def parallel_env(**kw):  # lets the replay rebuild TickEnv by module name
     (gzip.compress(b"{truncated"), "corrupt"),
     (gzip.compress(json.dumps({"format": "other"}).encode()), "not an fpx-arena replay"),
     (gzip.compress(json.dumps({"format": "fpx-arena-replay", "version": 99}).encode()), "version 99"),
-    (gzip.compress(json.dumps({"format": "fpx-arena-replay", "version": 1, "game": "x"}).encode()), "lacks"),
-    (gzip.compress(b'{"format":"fpx-arena-replay","version":1,"game":"fighter","seed":0,'
-                   b'"agents":["p0","p1"],"tick_hz":60,"actions":[[0]]}'), "expected 2 actions"),
+    (gzip.compress(json.dumps({"format": "fpx-arena-replay", "version": 1, "game": "x"}).encode()), "version 1"),
+    (gzip.compress(json.dumps({"format": "fpx-arena-replay", "version": 2, "game": "x"}).encode()), "lacks"),
+    (gzip.compress(b'{"format":"fpx-arena-replay","version":2,"game":"fighter","seed":0,"final_digest":"",'
+                   b'"result":{},"check":{},"agents":["p0","p1"],"tick_hz":60,"actions":[[0]]}'), "expected 2 actions"),
 ])
 def test_malformed_replay_gives_one_clear_line(tmp_path, content, message):
     path = tmp_path / "bad.replay"
@@ -321,10 +330,11 @@ def test_malformed_replay_gives_one_clear_line(tmp_path, content, message):
     assert "\n" not in str(e.value)
 
 
-def test_truncated_replay_is_rejected(tmp_path):
+def test_truncated_replay_is_rejected(tmp_path, tick_game):
     path = tmp_path / "m.replay"
-    env = rps_v2.parallel_env(max_cycles=50)
-    run_match(env, {a: make("random") for a in env.possible_agents}, record=path)
+    env = TickEnv(length=50)
+    run_match(env, {a: make("random") for a in env.possible_agents}, record=path, game=tick_game,
+              env_kwargs={"length": 50})
     path.write_bytes(path.read_bytes()[:-20])
     with pytest.raises(ReplayError):
         replay.load(path)
