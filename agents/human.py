@@ -1,7 +1,8 @@
 """A person at the keyboard, through the viewer's window (``fpx-arena play ... --watch``).
 
-The viewer records which keys are held and pressed (``fpx_arena.viewer.keyboard``); each act()
-turns the keys of this player's layout into one of the game's actions. act() never waits for
+The viewer records which keys are held and pressed (``fpx_arena.agents.keyboard``); each act()
+turns the keys of this player's layout into one of the game's actions through the game's
+``Keymap`` (``Game.keymap``; a game without one is played with the digit keys). act() never waits for
 a key: no key is "wait" (action 0), as a real-time game would have it. Under the wall clock
 (``--clock wall``) act() runs in the scheduler's worker thread and lands on the next tick; under
 the virtual clocks the viewer holds each tick to the game's frame rate, so play feels the same.
@@ -11,8 +12,9 @@ second ``arrows``; choose with ``human?keys=arrows``.
 """
 from __future__ import annotations
 
+from .. import games
 from ..errors import UserError
-from ..viewer.keyboard import KEYBOARD
+from .keyboard import KEYBOARD
 
 # key name (pygame.key.name) -> control token, per layout
 LAYOUTS = {
@@ -25,51 +27,16 @@ LAYOUTS = {
 BUTTON_KEYS = {"wasd": ("J", "K", "L", "I", "U", "O"), "arrows": ("n/1", "m/2", "b/3", "v/4", "//0", "c/5")}
 
 
-def _fighter(held, pressed, facing_right: bool) -> str:
-    fwd, back = ("right", "left") if facing_right else ("left", "right")
-    for button, action in (("b4", "fireball"), ("b3", "sweep"), ("b2", "kick"), ("b1", "jab")):
-        if button in pressed:  # attacks on the press, as in any fighting game
-            return action
-    if "up" in held:
-        return "leap" if fwd in held else "jump"
-    if "b5" in held:
-        return "lowblock" if "down" in held else "block"
-    if "down" in held:
-        return "lowblock" if back in held else "crouch"
-    if fwd in held:
-        return "forward"
-    if back in held:
-        return "back"  # walking away guards high
-    return "wait"
-
-
-# market: one order per key press (holding a key does not repeat it)
-_MARKET_KEYS = (("up", "buy"), ("down", "sell"), ("b1", "lift"), ("b2", "hit"), ("left", "bid"),
-                ("right", "offer"), ("b3", "cancel"), ("b4", "flatten"))
-
-
-def _market(held, pressed, facing_right: bool) -> str:
-    for token, action in _MARKET_KEYS:
-        if token in pressed:
-            return action
-    return "hold"
-
-
-GAME_HELP = {
-    "fighter": "{m} walk (away: guard), {u} jump, {d} crouch, {b1} jab, {b2} kick, {b3} sweep, "
-               "{b4} fireball, {b5} block",
-    "market": "{u}/{d} buy/sell small, {b1}/{b2} lift/hit large, {m} bid/offer, {b3} cancel, {b4} flatten",
-}
-
-
 class HumanAgent:
-    """Keyboard-driven player for the fighter and the market (and any game, by number keys)."""
+    """Keyboard-driven player of any game with a Discrete action space: through the game's
+    keymap where it has one, else by the digit keys (hold 3 for action 3)."""
 
     def __init__(self, keys: str = "auto"):
         if keys not in ("auto", *LAYOUTS):
             raise UserError(f"human: keys must be auto, {' or '.join(LAYOUTS)}; got {keys!r}")
         self.keys = keys
         self._env = None
+        self.keymap = None  # the game's, known at reset
         self.layout = "wasd" if keys == "auto" else keys
 
     def attach_env(self, env) -> None:
@@ -78,34 +45,28 @@ class HumanAgent:
     def reset(self, agent_id, observation_space, action_space, seed) -> None:
         if not KEYBOARD.listening:
             raise UserError("the human agent plays through the viewer's window: add --watch")
-        from .. import games
-
         env = self._env
         self.agent_id = agent_id
         self.n = getattr(action_space, "n", None)
         if self.n is None:
             raise UserError("the human agent plays games with a Discrete action space only")
-        module = games.module_for(env) if env is not None else None
-        self.names = list(module.action_names(agent_id)) if module is not None else []
-        self.game = (module.__name__.rsplit(".", 1)[-1] if module is not None else "")
+        game = games.of_env(env) if env is not None else None
+        self.names = list(game.action_names(agent_id)) if game is not None else []
+        self.keymap = game.keymap if game is not None else None
         index = list(env.possible_agents).index(agent_id) if env is not None else 0
         if self.keys == "auto":
             self.layout = "wasd" if index == 0 else "arrows"
-        self.facing_right = index == 0  # the first player starts on the left (the fighter has no cross-ups)
+        self.facing_right = index == 0  # the first player starts on the left
         self._seen = {k: KEYBOARD.presses(k) for k in LAYOUTS[self.layout]}
 
     @property
     def key_help(self) -> str:
-        layout = LAYOUTS[self.layout]
-        inv = {}
-        for key, token in layout.items():
-            inv.setdefault(token, key.upper() if len(key) == 1 else key)
         if self.layout == "wasd":
             m, u, d = "A/D", "W", "S"
         else:
             m, u, d = "Left/Right", "Up", "Down"
         buttons = dict(zip(("b1", "b2", "b3", "b4", "b5", "b6"), BUTTON_KEYS[self.layout]))
-        template = GAME_HELP.get(getattr(self, "game", ""), "hold 0-9 for action 0-9")
+        template = self.keymap.help if self.keymap is not None else "hold 0-9 for action 0-9"
         return template.format(m=m, u=u, d=d, **buttons)
 
     def _tokens(self):
@@ -121,10 +82,8 @@ class HumanAgent:
 
     def act(self, observation, info):
         held, pressed = self._tokens()
-        if self.game == "fighter":
-            name = _fighter(held, pressed, self.facing_right)
-        elif self.game == "market":
-            name = _market(held, pressed, self.facing_right)
+        if self.keymap is not None:
+            name = self.keymap.decide(held, pressed, self.facing_right)
         else:
             digits = [int(k) for k in KEYBOARD.held() if len(k) == 1 and k.isdigit()]
             return digits[0] if digits and digits[0] < self.n else 0

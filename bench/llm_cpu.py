@@ -128,7 +128,7 @@ def main():
 
 def _has(game: str) -> bool:
     try:
-        games.module(game)
+        games.get(game)
         return True
     except Exception:
         return False

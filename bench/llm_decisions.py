@@ -121,7 +121,7 @@ def main() -> int:
         sys.exit("needs CUDA")
     from fpx_arena.agents.llm import PromptBuilder
     from fpx_arena.llm import load_model, open_checkpoint
-    from fpx_arena.llm.quality import observation_set
+    from fpx_arena.precision_apps.quality import observation_set
 
     work = tempfile.mkdtemp(prefix="fpx-dec-")
     os.environ.setdefault("FPX_ARENA_CACHE", os.path.join(work, "cache"))

@@ -53,7 +53,7 @@ def build_checkpoint(folder: str, seed: int = 0, std: float = 0.02) -> None:
     model would show; saved by transformers with a small BPE tokenizer."""
     import transformers
 
-    from fpx_arena.llm.synthetic import build_tokenizer, hf_config, randomize
+    from tests.synthetic_checkpoints import build_tokenizer, hf_config, randomize
 
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(hf_config("llama", **SMOLLM2_SHAPE), dtype=torch.float32)
@@ -106,7 +106,7 @@ def main() -> int:
     sync = (lambda: None) if args.smoke else torch.cuda.synchronize
     g = torch.Generator().manual_seed(0)
     if args.checkpoint:  # real text: a game prompt the agent builds
-        from fpx_arena.llm.calibrate import game_prompts
+        from fpx_arena.precision_apps.calibration import game_prompts
 
         tok = open_checkpoint(folder).tokenizer()
         text_ids = tok.encode(game_prompts(tok, (7,), per_game=1)[0])

@@ -29,7 +29,7 @@ def main() -> int:
     import torch
 
     from fpx_arena.llm import load_model
-    from fpx_arena.llm.quality import choice_margins, choose_actions, observation_set, wilson
+    from fpx_arena.precision_apps.quality import choice_margins, choose_actions, observation_set, wilson
 
     rep = json.load(open(args.report))
     base = next(r for r in rep["configs"] if r["precision"] == "bf16")["actions"]

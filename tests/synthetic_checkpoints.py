@@ -1,4 +1,4 @@
-"""Small random checkpoints, built on the fly and saved by ``transformers`` itself, so that
+"""Test fixture: small random checkpoints, built on the fly and saved by ``transformers`` itself, so that
 tests (and anyone checking the engine) compare against an independent implementation without
 downloading anything. Needs ``transformers`` (a test dependency), imported only here.
 """

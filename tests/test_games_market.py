@@ -14,7 +14,7 @@ from fpx_arena.agents import make as make_agent
 from fpx_arena.errors import UserError
 from fpx_arena.games import make
 from fpx_arena.games import market as M
-from fpx_arena.games.orderbook import write_synthetic_bars
+from fpx_arena.games.market.orderbook import write_synthetic_bars
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 SHIPPED_CSV = Path(M.__file__).parent / "data" / "synthetic_bars.csv"

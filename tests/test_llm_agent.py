@@ -16,7 +16,7 @@ from fpx_arena.agents.llm import (
 from fpx_arena import agents, games
 from fpx_arena.errors import SpecError, UserError
 from fpx_arena.llm.registry import smollm2_path
-from fpx_arena.llm.synthetic import build_hf_checkpoint
+from synthetic_checkpoints import build_hf_checkpoint
 
 pytest.importorskip("transformers")
 

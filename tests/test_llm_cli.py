@@ -5,7 +5,7 @@ import pytest
 
 from fpx_arena.cli import main
 from fpx_arena.llm.registry import smollm2_path
-from fpx_arena.llm.synthetic import build_hf_checkpoint
+from synthetic_checkpoints import build_hf_checkpoint
 
 pytest.importorskip("transformers")
 

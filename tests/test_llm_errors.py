@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from fpx_arena.errors import CheckpointError, UserError
 from fpx_arena.llm import load_model
-from fpx_arena.llm.synthetic import build_hf_checkpoint, write_gguf
+from synthetic_checkpoints import build_hf_checkpoint, write_gguf
 
 pytest.importorskip("transformers")
 

@@ -10,7 +10,7 @@ import torch
 from fpx_arena.llm import load_model
 from fpx_arena.llm.checkpoint import dequantize_gguf
 from fpx_arena.llm.registry import smollm2_path
-from fpx_arena.llm.synthetic import build_hf_checkpoint, write_gguf
+from synthetic_checkpoints import build_hf_checkpoint, write_gguf
 
 transformers = pytest.importorskip("transformers")
 gguf = pytest.importorskip("gguf")

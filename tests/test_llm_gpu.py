@@ -73,7 +73,7 @@ def test_graph_scorer_equals_eager_scoring():
 def test_llm_agent_with_graphs_plays_like_the_eager_agent(tmp_path):
     """The same seeded match, graphs on and off: identical actions (fp32 model on the GPU)."""
     from fpx_arena import agents, games, run_match
-    from fpx_arena.llm.synthetic import build_hf_checkpoint
+    from synthetic_checkpoints import build_hf_checkpoint
 
     folder = str(tmp_path / "tiny")
     build_hf_checkpoint(folder, arch="llama", seed=2)
@@ -91,12 +91,12 @@ def test_llm_agent_with_graphs_plays_like_the_eager_agent(tmp_path):
 def test_free_mode_with_graph_decode_generates_what_eager_decode_does(tmp_path):
     """Free mode: the same replies, token for token, with and without the graph decoder."""
     from fpx_arena import agents, games
-    from fpx_arena.llm.quality import observation_set
-    from fpx_arena.llm.synthetic import build_hf_checkpoint
+    from fpx_arena.precision_apps.quality import observation_set
+    from synthetic_checkpoints import build_hf_checkpoint
 
     folder = str(tmp_path / "tiny")
     build_hf_checkpoint(folder, arch="llama", seed=3)
-    observations = [o for o in observation_set(7, 6) if o[0] is games.module("fighter")]
+    observations = [o for o in observation_set(7, 6) if o[0] is games.get("fighter")]
     replies = []
     for graphs in (1, 0):
         agent = agents.make(f"llm:{folder}@fp32?device=cuda&mode=free&max_tokens=6&graphs={graphs}&game=fighter")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fpx_arena.llm import load_model
-from fpx_arena.llm.synthetic import build_hf_checkpoint
+from synthetic_checkpoints import build_hf_checkpoint
 
 transformers = pytest.importorskip("transformers")
 

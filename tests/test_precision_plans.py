@@ -9,11 +9,13 @@ import torch.nn.functional as F
 from fpx_arena.errors import UserError
 from fpx_arena.kernels import qlinear, quantize_weight
 from fpx_arena.llm import load_model, open_checkpoint
-from fpx_arena.llm.calibrate import calibration_ids, measure_eps, ranking
+from fpx_arena.agents.llm import PromptBuilder
+from fpx_arena.llm.calibrate import calibration_ids, default_texts, measure_eps, ranking
 from fpx_arena.llm.precision import bits_with_scales, make_plan
 from fpx_arena.llm.qcache import model_identity
-from fpx_arena.llm.quality import PlanSwitcher
-from fpx_arena.llm.synthetic import build_hf_checkpoint
+from fpx_arena.precision_apps.calibration import game_observations, game_prompts
+from fpx_arena.precision_apps.quality import PlanSwitcher
+from synthetic_checkpoints import build_hf_checkpoint
 
 pytest.importorskip("transformers")
 TEXT = "The fighter moves left and right, punches, kicks and blocks. Price 101.25, cash 1000, position 0."
@@ -105,6 +107,18 @@ def test_ranking_is_the_measured_eps_on_the_default_data(tiny, dense):
     assert rec["data"] == "games-v1" and rec["tokens"] > 1000
     for n in fresh:
         assert rec["eps"][n] == pytest.approx(fresh[n], rel=1e-6)
+
+
+def test_the_shipped_calibration_text_is_the_agents_prompts_on_the_games_today(dense):
+    """The engine calibrates on a shipped recording, not on play: it must still be, text for text,
+    the prompts the LLM agent builds on each game's calibration match (seed 0) in this model's
+    chat template. A change to a prompt or a bot fails here instead of silently moving rankings
+    (then: write_default_text() and bump calibrate.DEFAULT_DATA)."""
+    tok = dense.tokenizer
+    played = [PromptBuilder(game, tok, who).build(obs, info).text for game, who, obs, info in game_observations(0)]
+    shipped = default_texts(tok)
+    assert len(shipped) == 8 and {g.name for g, *_ in game_observations(0)} == {"fighter", "market"}
+    assert shipped == played == game_prompts(tok, (0,))
 
 
 def test_fpx_logits_stay_within_the_error_the_layers_predict(tiny, dense):

@@ -48,7 +48,7 @@ def test_dataset_records_the_agents_prompts_split_by_episode(data_dirs):
     keys = [(r["player"], r["tail"], r["action"]) for r in train_rows]
     assert len(keys) == len(set(keys))
     # every held-out row is exactly what the LLM agent's builder makes of the stored observation
-    module = games.module("fighter")
+    module = games.get("fighter")
     for r in held[:50]:
         b = PromptBuilder(module, dataset.text_tokenizer(), r["player"])
         p = b.build(dataset.obs_from_json(r["obs"]), {})
@@ -65,8 +65,15 @@ def test_dataset_is_reproducible_from_its_seed(tmp_path, data_dirs):
 
 
 def test_dataset_rejects_bad_input(tmp_path):
-    with pytest.raises(UserError, match="no expert for game"):
+    with pytest.raises(UserError, match="unknown game 'chess'; installed: fighter, market"):
         dataset.collect("chess", 1, 0, str(tmp_path / "x"), progress=False)
+    games.register(games.Game("expertless", games.get("fighter").parallel_env, str, list, "rules"))
+    try:
+        with pytest.raises(UserError, match="no expert for game 'expertless'; datasets exist for fighter, market"):
+            dataset.collect("expertless", 1, 0, str(tmp_path / "x"), progress=False)
+    finally:
+        games.unregister("expertless")
+    assert "expertless" not in games.names()
     with pytest.raises(UserError, match="episodes"):
         dataset.collect("fighter", 0, 0, str(tmp_path / "x"), progress=False)
     with pytest.raises(UserError, match="not a dataset folder"):

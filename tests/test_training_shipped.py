@@ -38,7 +38,7 @@ def test_transformers_reads_the_shipped_model_as_we_do(name):
     obs, _ = env.reset(seed=11)
     from fpx_arena.agents.llm import PromptBuilder
 
-    prompt = PromptBuilder(games.module("market"), ours.tokenizer, "t0").build(obs["t0"])
+    prompt = PromptBuilder(games.get("market"), ours.tokenizer, "t0").build(obs["t0"])
     ids = prompt.ids + prompt.candidates[0]
     hf_tok = transformers.AutoTokenizer.from_pretrained(path)
     assert hf_tok(prompt.text, add_special_tokens=True).input_ids == prompt.ids
@@ -60,7 +60,7 @@ def test_shipped_model_was_trained_on_todays_prompts(name):
     tok = load_model(name, "fp32", "cpu").tokenizer
     for key, text in trained.items():
         game, player = key.split("/")
-        assert PromptBuilder(games.module(game), tok, player).prefix_text == text, \
+        assert PromptBuilder(games.get(game), tok, player).prefix_text == text, \
             f"{name}: the {game} prompt changed since training; retrain (see its MODEL_CARD.md)"
 
 

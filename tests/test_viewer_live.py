@@ -192,7 +192,7 @@ def test_keyboard_trades_for_the_human_in_the_market():
     assert result.stats["t0"].metrics["volume"] >= 6  # 1 + 5 units bought, maybe the bid filled too
     assert snap["position"] >= 6
     applied = [row[0] for row in result.trace.actions]
-    names = games.module("market").action_names("t0")
+    names = games.get("market").action_names("t0")
     assert [names[a] for a in applied if a] == ["buy", "lift", "bid"]
 
 

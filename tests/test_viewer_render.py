@@ -16,9 +16,9 @@ import pytest
 from fpx_arena import games, replay, run_match
 from fpx_arena.agents import make
 from fpx_arena.viewer import render_replay
-from fpx_arena.viewer.app import Screen, _snapshot
+from fpx_arena.viewer.app import Screen, snapshot_of
 from fpx_arena.viewer.cursor import ReplayCursor
-from fpx_arena.viewer.draw_fighter import health_bar_rect
+from fpx_arena.games.fighter.draw import health_bar_rect
 from fpx_arena.viewer.overlays import late_tag_rect, panel_rects, thinking_bar_rect
 from fpx_arena.viewer.style import GAME_RECT, HEALTH_GREEN, LATE_RED, THINK_FILL
 from fpx_arena.viewer.timeline import ReplayTimeline
@@ -47,7 +47,7 @@ def draw(data, frame, screen=None, cursor=None, timeline=None):
     timeline = timeline or ReplayTimeline(data)
     screen = screen or Screen(data["game"], data["agents"], window=False)
     env = cursor.seek(frame)
-    return screen.render(_snapshot(env), timeline.views(frame), "status", "legend", timeline.scale_ms,
+    return screen.render(snapshot_of(env), timeline.views(frame), "status", "legend", timeline.scale_ms,
                          timeline.dt_ms, cursor.last_actions()).copy()
 
 
@@ -189,7 +189,7 @@ def test_render_cli_and_clear_errors(fighter_replay, tmp_path):
 
 
 def test_market_frames_show_book_chart_and_traders(tmp_path):
-    from fpx_arena.viewer.draw_market import trader_rects
+    from fpx_arena.games.market.draw import trader_rects
     from fpx_arena.viewer.style import TEXT
 
     path = tmp_path / "market.replay"
@@ -209,7 +209,7 @@ def test_market_frames_show_book_chart_and_traders(tmp_path):
     assert len(cols) > 0.35 * len(range(chart.x + 56, chart.right - 64, 4))
     # the book: bid and ask bars
     book = pygame.Rect(chart.right + 10, GAME_RECT.y + 8, GAME_RECT.right - chart.right - 18, 292)
-    from fpx_arena.viewer.draw_market import ASK_COLOR, BID_COLOR
+    from fpx_arena.games.market.draw import ASK_COLOR, BID_COLOR
 
     assert count(surf, book, BID_COLOR, tol=4) > 500 and count(surf, book, ASK_COLOR, tol=4) > 500
     # one row per trader, in its colour, with its position and PnL as the game has them

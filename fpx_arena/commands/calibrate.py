@@ -12,13 +12,17 @@ Examples:
 """
 from __future__ import annotations
 
+import os
+
+from ..errors import UserError
+
 HELP = "rank linear layers by FP4 error (FPX) and write a precision plan"
 
 
 def add_arguments(p):
     p.add_argument("model", help="model name (see `fpx-arena models`), HF folder or .gguf file")
     p.add_argument("--data", default=None, metavar="FILE",
-                   help="calibration text file (default: the LLM agent's prompts on scripted games)")
+                   help="calibration text file (default: the shipped recording of the LLM agent's prompts on scripted games)")
     p.add_argument("--gamma", type=float, default=0.3, help="fraction of linear layers in FP4 (default 0.3)")
     p.add_argument("--lm-head", default="bf16", help="lm_head format: bf16, fp8, nvfp4, mxfp4 (default bf16)")
     p.add_argument("--out", required=True, metavar="PLAN.json", help="plan file to write")
@@ -27,11 +31,11 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import os
+    import torch  # the engine below imports torch: `fpx-arena --help` must not
 
-    from ..errors import UserError
     from ..llm import open_checkpoint
     from ..llm.calibrate import eps_by_kind, ranking
+    from ..llm.model import Transformer
     from ..llm.precision import make_plan
     from ..llm.qcache import model_identity
 
@@ -41,8 +45,6 @@ def run(args) -> int:
     if not os.path.isdir(out_dir):
         raise UserError(f"--out {args.out}: folder {out_dir} does not exist")
     src = open_checkpoint(args.model)
-    from ..llm.model import Transformer
-    import torch
 
     with torch.device("meta"):
         shapes = {n: (m.out_features, m.in_features) for n, m in Transformer(src.config).linear_layers().items()}

@@ -1,6 +1,6 @@
 """Record a scripted expert's decisions as (prompt, action) pairs for training an LLM policy.
 
-The expert (fighter: fighter/reactive; market: market/informed) plays seeded matches under the
+The game's scripted expert (its Setups: fighter/reactive, market/informed) plays seeded matches under the
 lockstep clock against a rotating list of opponents; each decision's prompt is made by the LLM
 agent's own prompt builder. Pairs are deduplicated and split into train and held-out by episode.
 
@@ -15,7 +15,7 @@ HELP = "record a scripted expert's (prompt, action) pairs for training"
 
 
 def add_arguments(p):
-    p.add_argument("game", help="fighter or market")
+    p.add_argument("game", help="a game with a scripted expert (see `fpx-arena games`)")
     p.add_argument("--episodes", type=int, default=100, help="matches to play (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder to write")

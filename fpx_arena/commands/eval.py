@@ -13,6 +13,7 @@ Examples:
 """
 from __future__ import annotations
 
+from .. import games as all_games
 from ..errors import UserError
 
 HELP = "evaluate a policy model: expert agreement and matches against the scripted bots"
@@ -27,7 +28,8 @@ def add_arguments(p):
                    help="matches per opponent under the real-time clock (default: --matches)")
     p.add_argument("--clocks", default="lockstep,measured",
                    help="comma-separated: lockstep, measured, wall (default lockstep,measured)")
-    p.add_argument("--games", default="fighter,market")
+    p.add_argument("--games", default=None,
+                   help="comma-separated (default: every game with a scripted expert, see `fpx-arena games`)")
     p.add_argument("--opponents", default=None,
                    help="comma-separated specs (random, fighter/weak, market/informed ...; default: all)")
     p.add_argument("--data", nargs="+", metavar="DIR", help="dataset folders whose held-out split to use "
@@ -50,7 +52,8 @@ def run(args) -> int:
 
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     clocks = [c.strip() for c in args.clocks.split(",") if c.strip()]
-    games = [g.strip() for g in args.games.split(",") if g.strip()]
+    games = ([g.strip() for g in args.games.split(",") if g.strip()] if args.games is not None
+             else [g for g in all_games.names() if all_games.get(g).setups.expert is not None])
     if not precisions or not clocks or not games:
         raise UserError("--precisions, --clocks and --games must each name at least one")
     if args.matches < 0 or args.workers < 1 or args.threads < 1:

@@ -1,5 +1,7 @@
-"""List the installed games with their players, tick rate and actions."""
+"""List the installed games with their players, tick rate, actions and scripted bots."""
 from __future__ import annotations
+
+from .. import games
 
 HELP = "list installed games"
 
@@ -9,17 +11,16 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from .. import games
-
     for name in games.names():
         try:
-            mod = games.module(name)
-            env = mod.parallel_env()
+            game = games.get(name)
+            env = game.make()
             meta = env.metadata
             hz = meta.get("tick_hz") or meta.get("render_fps")
             first = env.possible_agents[0]
-            actions = ", ".join(mod.action_names(first)) if hasattr(mod, "action_names") else "?"
-            print(f"{name:<10} players {', '.join(env.possible_agents)}; {hz} Hz; actions: {actions}")
+            actions = ", ".join(game.action_names(first)) or "?"
+            bots = f"; bots: {', '.join(game.bot_specs())}" if game.bots else ""
+            print(f"{name:<10} players {', '.join(env.possible_agents)}; {hz} Hz; actions: {actions}{bots}")
         except Exception as e:  # a broken third-party game must not hide the others
             print(f"{name:<10} (cannot be loaded: {type(e).__name__}: {e})")
     return 0

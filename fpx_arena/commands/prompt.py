@@ -5,12 +5,17 @@ and its parse (free mode), with the decision's timing. The observation is the on
 cache across decisions is printed first, then the part prefilled at each decision."""
 from __future__ import annotations
 
+import numpy as np
+
+from .. import games
+from ..errors import UserError
+
 HELP = "show the LLM agent's prompt and chosen action for one game observation"
 
 
 def add_arguments(p):
     p.add_argument("model", help="model name (see `fpx-arena models`), HF folder or .gguf file")
-    p.add_argument("--game", default="fighter", help="game name (default fighter)")
+    p.add_argument("--game", default=None, help="game name (default: the first of `fpx-arena games`)")
     p.add_argument("--precision", default="bf16", help="fp32, bf16, fp8, fp4, nvfp4, mxfp4, fpx:<gamma> or a plan file (default bf16)")
     p.add_argument("--mode", default="constrained", choices=["constrained", "free"])
     p.add_argument("--max-tokens", type=int, default=8, help="free mode: most tokens generated (default 8)")
@@ -21,12 +26,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import numpy as np
+    from ..agents.llm import LLMAgent  # the engine: torch
 
-    from .. import games
-    from ..agents.llm import LLMAgent
-    from ..errors import UserError
-
+    args.game = args.game or games.names()[0]
     env = games.make(args.game)
     obs, infos = env.reset(seed=args.seed)
     agent_id = args.agent or env.possible_agents[0]

@@ -12,6 +12,11 @@ CPU the default 150 observations per game take minutes per plan for a 135M model
 """
 from __future__ import annotations
 
+import json
+import sys
+
+from ..errors import UserError
+
 HELP = "perplexity and action agreement of FP8/FP4/FPX plans against bf16"
 
 
@@ -29,12 +34,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import json
-    import sys
-
-    from ..errors import UserError
-    from ..llm.precision import QUANTIZED
-    from ..llm.quality import plot, quality_report
+    from ..llm.precision import QUANTIZED  # the engine: torch
+    from ..precision_apps.quality import plot, quality_report
 
     try:
         gammas = [float(g) for g in args.gammas.split(",") if g.strip()]

@@ -11,6 +11,9 @@ Examples:
 """
 from __future__ import annotations
 
+from .. import replay
+from ..viewer import render_replay
+
 HELP = "export a replay as GIF, MP4 or PNG frames (headless)"
 
 
@@ -23,15 +26,12 @@ def add_arguments(p):
                    help="size relative to the 960x600 window (default: 0.5 for GIF, 1 otherwise)")
     p.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="first match second to show")
     p.add_argument("--end", type=float, default=None, metavar="SECONDS", help="last match second to show")
-    p.add_argument("--hitboxes", action="store_true", help="draw hit and hurt boxes (fighter)")
+    p.add_argument("--hitboxes", action="store_true", help="draw hit and hurt boxes (games whose drawer has them)")
     p.add_argument("--no-overlays", action="store_true", help="leave out the per-agent panels")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    from .. import replay
-    from ..viewer import render_replay
-
     replay.load(args.replay)  # a malformed file fails here, in one line
     info = render_replay(args.replay, args.out, fps=args.fps, scale=args.scale, start_s=args.start, end_s=args.end,
                          hitboxes=args.hitboxes, overlays=not args.no_overlays, progress=not args.quiet)

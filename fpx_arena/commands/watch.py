@@ -10,7 +10,9 @@ Examples:
 """
 from __future__ import annotations
 
+from .. import replay
 from ..errors import UserError
+from ..viewer import watch_replay
 
 HELP = "watch a replay in a window (pause, step, speed, seek)"
 
@@ -20,13 +22,10 @@ def add_arguments(p):
     p.add_argument("--speed", type=float, default=1.0, help="playback speed, x0.25 to x8 (default 1)")
     p.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="start at this match time")
     p.add_argument("--paused", action="store_true", help="open paused")
-    p.add_argument("--hitboxes", action="store_true", help="show hit and hurt boxes (fighter)")
+    p.add_argument("--hitboxes", action="store_true", help="show hit and hurt boxes (games whose drawer has them)")
 
 
 def run(args) -> int:
-    from .. import replay
-    from ..viewer import watch_replay
-
     if not 0.25 <= args.speed <= 8:
         raise UserError(f"--speed must be between 0.25 and 8, got {args.speed:g}")
     data = replay.load(args.replay)  # a malformed file fails here, in one line

@@ -10,71 +10,49 @@ compound). A_l(bf16) uses the layer's bf16 weight, A_l(fp4) the same weight quan
 by ``fpx_arena.kernels.quantize_weight``; both products are computed in fp32. An FPX plan puts
 the round(gamma * L) layers with the lowest eps_l in FP4 and the rest in FP8.
 
-Default calibration text: the prompts the LLM agent builds (``agents.llm.PromptBuilder``, the
-model's own chat template) while scripted bots play both games for a few hundred ticks: the
-text the model will actually see, and nothing to download. Any text file works instead.
-Rankings are cached on disk by checkpoint content hash (see ``qcache``).
+Default calibration text (``DEFAULT_DATA``): chat conversations shipped in
+``data/calibration-games-v1.json`` -- the prompts the LLM agent built while scripted bots played
+every game (recorded by ``fpx_arena.precision_apps.calibration``), rendered here in the model's
+own chat template. The engine itself plays nothing. Any text file works instead. Rankings are
+cached on disk by checkpoint content hash (see ``qcache``).
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 
 import torch
+from tqdm import tqdm
 
 from ..errors import UserError
+from ..kernels import quantize_weight
+from . import qcache
+from .checkpoint import expected_tensors
+from .precision import is_block_linear, is_plan_file, make_plan, split_precision
+from .registry import resolve
 
 DEFAULT_DATA = "games-v1"   # cache key of the default calibration text (bump if it changes)
-# Who plays while prompts are collected: (game, {player: bot spec}).
-CALIBRATION_MATCHES = (("fighter", {"p0": "fighter/reactive", "p1": "fighter/aggressive"}),
-                       ("market", {"t0": "market/informed", "t1": "market/momentum"}))
+DEFAULT_TEXT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                                 f"calibration-{DEFAULT_DATA}.json")
 
 
 # --- calibration text --------------------------------------------------------------------------
-def game_observations(seed: int, ticks: int = 300, per_game: int = 4):
-    """[(game module, player id, observation, info)] sampled evenly from scripted matches of both
-    games with this seed: per_game observations per game, alternating players."""
-    from .. import agents, games
-
-    out = []
-    for game, bots in CALIBRATION_MATCHES:
-        env = games.make(game)
-        obs, infos = env.reset(seed=seed)
-        players = {a: agents.make(bots[a]) for a in env.possible_agents}
-        for a, p in players.items():
-            if hasattr(p, "attach_env"):
-                p.attach_env(env)
-            p.reset(a, env.observation_space(a), env.action_space(a), seed)
-        stride = max(1, ticks // per_game)
-        taken = 0
-        for t in range(ticks):
-            if not env.agents:
-                break
-            if t % stride == stride - 1 and taken < per_game:
-                who = env.possible_agents[taken % len(env.possible_agents)]
-                if who in obs:
-                    out.append((games.module(game), who, obs[who], infos.get(who, {})))
-                    taken += 1
-            actions = {}
-            for a in env.agents:
-                act = players[a].act(obs[a], infos.get(a, {}))
-                actions[a] = 0 if act is None else int(act)
-            obs, _, _, _, infos = env.step(actions)
-    return out
+def render_conversation(tokenizer, messages: list[dict]) -> str:
+    """A conversation as the model reads it: its chat template, ready for the reply."""
+    return tokenizer.render_chat(messages, add_generation_prompt=True)
 
 
-def game_prompts(tokenizer, seeds=(0,), ticks: int = 300, per_game: int = 4) -> list[str]:
-    """Full prompt texts (system prefix + state) the LLM agent builds on scripted play."""
-    from ..agents.llm import PromptBuilder
-
-    builders, texts = {}, []
-    for seed in seeds:
-        for mod, who, obs, info in game_observations(seed, ticks, per_game):
-            key = (mod.__name__, who)
-            if key not in builders:
-                builders[key] = PromptBuilder(mod, tokenizer, who)
-            texts.append(builders[key].build(obs, info).text)
-    return texts
+def default_texts(tokenizer) -> list[str]:
+    """The shipped calibration conversations, each rendered in the model's chat template."""
+    try:
+        with open(DEFAULT_TEXT_PATH, encoding="utf-8") as f:
+            conversations = json.load(f)["conversations"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"the default calibration text {DEFAULT_TEXT_PATH} is missing or broken ({e}); "
+                        "pass a text file instead (--data)") from None
+    return [render_conversation(tokenizer, c) for c in conversations]
 
 
 def read_text_file(path: str, max_chars: int = 20000, chunk_chars: int = 1500) -> list[str]:
@@ -106,8 +84,9 @@ def data_key(data: str | None) -> str:
         return "file-" + hashlib.sha256(f.read()).hexdigest()[:16]
 
 
-def calibration_ids(tokenizer, data: str | None, max_tokens: int = 512, seeds=(0,)) -> list[list[int]]:
-    texts = game_prompts(tokenizer, seeds) if data is None else read_text_file(data)
+def calibration_ids(tokenizer, data: str | None, max_tokens: int = 512) -> list[list[int]]:
+    """Token ids of the calibration text: the shipped default (data None) or a text file."""
+    texts = default_texts(tokenizer) if data is None else read_text_file(data)
     seqs = [tokenizer.encode(t)[:max_tokens] for t in texts]
     return [s for s in seqs if len(s) >= 2]
 
@@ -117,10 +96,6 @@ def calibration_ids(tokenizer, data: str | None, max_tokens: int = 512, seeds=(0
 def measure_eps(model, sequences: list[list[int]], fmts=("nvfp4",), layers=None, progress: bool = False) -> dict:
     """{fmt: {layer: eps}}: each layer's relative squared output error in each weight format,
     on the inputs it receives in this (dense) model's forward over ``sequences``."""
-    from ..kernels import quantize_weight
-
-    from .precision import is_block_linear
-
     linears = {n: m for n, m in model.linear_layers().items() if layers is None or n in layers}
     linears = {n: m for n, m in linears.items() if (layers is not None or is_block_linear(n))}
     if any(m.qweight is not None for m in linears.values()):
@@ -145,14 +120,8 @@ def measure_eps(model, sequences: list[list[int]], fmts=("nvfp4",), layers=None,
 
     handles = [m.register_forward_hook(hook(n)) for n, m in linears.items()]
     try:
-        seqs = sequences
-        if progress:
-            from tqdm import tqdm
-
-            seqs = tqdm(sequences, desc="calibrating", unit="seq", leave=False)
-        for ids in seqs:  # the lm_head of the last position only: its logits are not needed
-            t = torch.tensor([ids], device=model.device)
-            model._forward(t, torch.arange(t.shape[1], device=model.device), None, 0, None, slice(-1, None))
+        for ids in tqdm(sequences, desc="calibrating", unit="seq", leave=False, disable=not progress):
+            model.logits(ids)
     finally:
         for h in handles:
             h.remove()
@@ -166,8 +135,6 @@ def layer_kind(name: str) -> str:
 
 def eps_by_kind(eps: dict[str, float]) -> dict[str, float]:
     """Geometric mean of eps per layer type (q/k/v/o/gate/up/down)."""
-    import math
-
     groups: dict[str, list[float]] = {}
     for n, e in eps.items():
         groups.setdefault(layer_kind(n), []).append(math.log(max(e, 1e-30)))
@@ -178,19 +145,13 @@ def eps_by_kind(eps: dict[str, float]) -> dict[str, float]:
 def ranking(source: str, data: str | None = None, device=None, model=None, progress: bool = False) -> dict:
     """The FP4 ranking record of a checkpoint ({"eps": {layer: eps}, "tokens", "data", ...}):
     from the disk cache, or measured on a bf16 copy of the model (``model`` if given) and cached."""
-    from . import qcache
-    from .precision import is_block_linear
-    from .registry import resolve
-
     path, _ = resolve(source)
     sha = qcache.checkpoint_sha256(path)
     key = data_key(data)
     if model is None:
-        from .loader import open_checkpoint
+        from .loader import open_checkpoint  # loader imports this module
 
         cfg = open_checkpoint(path).config
-        from .checkpoint import expected_tensors
-
         names = [n[: -len(".weight")] for n, s in expected_tensors(cfg).items()
                  if len(s) == 2 and n.endswith("_proj.weight")]
     else:
@@ -199,7 +160,7 @@ def ranking(source: str, data: str | None = None, device=None, model=None, progr
     if hit is not None:
         return hit
     if model is None:
-        from .loader import load_model
+        from .loader import load_model  # loader imports this module
 
         model = load_model(path, "bf16", device)
     ids = calibration_ids(model.tokenizer, data)
@@ -217,9 +178,6 @@ def plan_for_model(precision: str, src, shapes: dict[str, tuple[int, int]], devi
     """The Plan of ``precision`` for the checkpoint ``src`` whose linear layers have ``shapes``:
     fpx:<gamma> takes its ranking from the cache or calibrates; plan files are checked against
     this model's identity."""
-    from . import qcache
-    from .precision import is_plan_file, make_plan, split_precision
-
     base, _ = split_precision(precision)
     names = list(shapes)
     p = base.strip().lower()

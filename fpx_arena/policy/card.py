@@ -10,6 +10,9 @@ import argparse
 import json
 import os
 
+from .. import games
+from ..games import WIN_RATE
+
 
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
@@ -21,6 +24,28 @@ def _ci(ci) -> str:
 
 def _yield_ci(ci) -> str:
     return f"{100 * ci[0]:+.3f}% .. {100 * ci[1]:+.3f}%"
+
+
+def _match_table(score: str, per_opp: dict) -> list[str]:
+    """One game's match results against each opponent, as its Setups.score measures them."""
+    out = []
+    if score == WIN_RATE:
+        out += ["| opponent | matches | W-D-L | win rate | 95% CI (Wilson) | score (draw = 1/2) | mean decision ms | missed ticks |",
+                "|---|---|---|---|---|---|---|---|"]
+        for opp, s in per_opp.items():
+            ms = s.get("mean_decision_ms")
+            out.append(f"| {opp} | {s['matches']} | {s['wins']}-{s['draws']}-{s['losses']} | "
+                       f"{_pct(s['win_rate'])} | {_ci(s['win_rate_ci95'])} | {_pct(s['score'])} | "
+                       f"{'-' if ms is None else f'{ms:.2f}'} | {_pct(s['missed_tick_rate'])} |")
+        return out
+    out += [f"| opponent | days | {score.replace('_', ' ')} (mean) | 95% CI (bootstrap) | mean decision ms | missed ticks |",
+            "|---|---|---|---|---|---|"]
+    for opp, s in per_opp.items():
+        ms = s.get("mean_decision_ms")
+        out.append(f"| {opp} | {s['matches']} | {100 * s[score]:+.3f}% | "
+                   f"{_yield_ci(s[score + '_ci95'])} | {'-' if ms is None else f'{ms:.2f}'} | "
+                   f"{_pct(s['missed_tick_rate'])} |")
+    return out
 
 
 def eval_tables(rep: dict, title: str = "") -> list[str]:
@@ -46,35 +71,20 @@ def eval_tables(rep: dict, title: str = "") -> list[str]:
         out.append("")
     for p, per_clock in rep.get("results", {}).items():
         for clock, per_game in per_clock.items():
-            if "fighter" in per_game:
-                out += [f"fighter, `llm:{os.path.basename(rep['model'])}@{p}`, clock `{clock}`:", "",
-                        "| opponent | matches | W-D-L | win rate | 95% CI (Wilson) | score (draw = 1/2) | mean decision ms | missed ticks |",
-                        "|---|---|---|---|---|---|---|---|"]
-                for opp, s in per_game["fighter"].items():
-                    ms = s.get("mean_decision_ms")
-                    out.append(f"| {opp} | {s['matches']} | {s['wins']}-{s['draws']}-{s['losses']} | "
-                               f"{_pct(s['win_rate'])} | {_ci(s['win_rate_ci95'])} | {_pct(s['score'])} | "
-                               f"{'-' if ms is None else f'{ms:.2f}'} | {_pct(s['missed_tick_rate'])} |")
-                out.append("")
-            if "market" in per_game:
-                out += [f"market, `llm:{os.path.basename(rep['model'])}@{p}`, clock `{clock}`:", "",
-                        "| opponent | days | daily yield (mean) | 95% CI (bootstrap) | mean decision ms | missed ticks |",
-                        "|---|---|---|---|---|---|"]
-                for opp, s in per_game["market"].items():
-                    ms = s.get("mean_decision_ms")
-                    out.append(f"| {opp} | {s['matches']} | {100 * s['daily_yield']:+.3f}% | "
-                               f"{_yield_ci(s['daily_yield_ci95'])} | {'-' if ms is None else f'{ms:.2f}'} | "
-                               f"{_pct(s['missed_tick_rate'])} |")
+            for g, per_opp in per_game.items():
+                out += [f"{g}, `llm:{os.path.basename(rep['model'])}@{p}`, clock `{clock}`:", ""]
+                out += _match_table(games.get(g).setups.score, per_opp)
                 out.append("")
     for g, per_base in rep.get("baselines", {}).items():
+        score = games.get(g).setups.score
         for base, per_opp in per_base.items():
             out += [f"Baseline: `{base}` in the same seats and seeds ({g}, lockstep):", ""]
-            if g == "fighter":
+            if score == WIN_RATE:
                 out += ["| opponent | win rate | 95% CI |", "|---|---|---|"]
                 out += [f"| {o} | {_pct(s['win_rate'])} | {_ci(s['win_rate_ci95'])} |" for o, s in per_opp.items()]
             else:
-                out += ["| opponent | daily yield | 95% CI |", "|---|---|---|"]
-                out += [f"| {o} | {100 * s['daily_yield']:+.3f}% | {_yield_ci(s['daily_yield_ci95'])} |"
+                out += [f"| opponent | {score.replace('_', ' ')} | 95% CI |", "|---|---|---|"]
+                out += [f"| {o} | {100 * s[score]:+.3f}% | {_yield_ci(s[score + '_ci95'])} |"
                         for o, s in per_opp.items()]
             out.append("")
     return out
@@ -87,10 +97,12 @@ def render(model_dir: str, evals: list[tuple[str, dict]], notes: list[str]) -> s
     size = sum(os.path.getsize(os.path.join(model_dir, n)) for n in os.listdir(model_dir)
                if n.endswith(".safetensors"))
     name = os.path.basename(os.path.normpath(model_dir))
+    played = [g for g in games.names() if games.get(g).setups.expert is not None]
     lines = [
         f"# {name}", "",
-        f"A game-playing policy for fpx-arena's `fighter` and `market` (one model for both games), trained "
-        f"from scratch by imitation of the scripted experts (`fighter/reactive`, `market/informed`). "
+        f"A game-playing policy for fpx-arena's {' and '.join(f'`{g}`' for g in played)} (one model for "
+        f"{'both' if len(played) == 2 else 'all'} games), trained from scratch by imitation of the scripted "
+        f"experts ({', '.join(f'`{games.get(g).setups.expert}`' for g in played)}). "
         f"Use it as `llm:{name}@bf16` (or any precision the engine offers).", "",
         "## Model", "",
         "| | |", "|---|---|",

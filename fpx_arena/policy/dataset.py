@@ -1,8 +1,8 @@
 """Imitation data: the scripted experts' decisions, recorded as the LLM agent would see them.
 
-Each episode is one match under the ``lockstep`` clock between the game's expert (fighter: the
-reactive bot; market: the informed trader) and an opponent taken in turn from a varied list, so
-that the states cover what a policy meets in play. At each of the expert's decisions the
+Each episode is one match under the ``lockstep`` clock between the game's expert and an opponent
+taken in turn from a varied list (the game's ``Setups``: ``games.get(name).setups``), so that the
+states cover what a policy meets in play. At each of the expert's decisions the
 observation goes through ``agents.llm.PromptBuilder`` -- the LLM agent's own prompt code --
 and the (prompt, expert action) pair is recorded. With ``explore`` > 0 the expert's move is
 replaced, with that probability, by a random legal one while the expert's choice is still the
@@ -23,46 +23,31 @@ split; the split is by episode, chosen with the seed.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import random
 
 import numpy as np
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import decoders, models, pre_tokenizers
+from tqdm import tqdm
 
+from .. import agents, games
+from ..agents.llm import PromptBuilder
 from ..errors import UserError
+from ..llm.tokenizer import Tokenizer
+from ..scheduler import run_match
+from . import vocab
 
 FORMAT_VERSION = 1
 
-# Per game: the expert, the opponents it meets (in turn), and the env settings.
-SETUPS = {
-    "fighter": {
-        "expert": "fighter/reactive",
-        "opponents": ["random", "fighter/weak", "fighter/aggressive", "fighter/zoner",
-                      "fighter/turtle", "fighter/reactive"],
-        "env": {},
-    },
-    "market": {
-        "expert": "market/informed",
-        "opponents": ["random", "market/informed"],
-        "env": {},
-    },
-}
-
-
-def _market_opponents() -> list[str]:
-    try:
-        from ..agents.market_bots import BOTS
-    except ImportError:
-        return SETUPS["market"]["opponents"]
-    return ["random"] + [f"market/{n}" for n in sorted(BOTS)]
-
-
-def setup_for(game: str) -> dict:
-    if game not in SETUPS:
-        raise UserError(f"no expert for game {game!r}; datasets exist for {', '.join(SETUPS)}")
-    s = dict(SETUPS[game])
-    if game == "market":
-        s["opponents"] = _market_opponents()
-    return s
+def setup_for(game: str):
+    """The game's Setups (expert, opponents, env settings); a game without an expert has no datasets."""
+    setups = games.get(game).setups
+    if setups.expert is None:
+        have = [g for g in games.names() if games.get(g).setups.expert is not None]
+        raise UserError(f"no expert for game {game!r}; datasets exist for {', '.join(have)}")
+    return setups
 
 
 # --- text-only rendering of the agent's prompts ----------------------------------------------------
@@ -75,12 +60,6 @@ def text_tokenizer():
     vocabulary."""
     global _TEXT_TOKENIZER
     if _TEXT_TOKENIZER is None:
-        from tokenizers import Tokenizer as HFTokenizer
-        from tokenizers import decoders, models, pre_tokenizers
-
-        from ..llm.tokenizer import Tokenizer
-        from . import vocab
-
         alphabet = pre_tokenizers.ByteLevel.alphabet()
         tk = HFTokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(alphabet))}, merges=[]))
         tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
@@ -115,16 +94,14 @@ class Recorder:
     """Wraps the expert: records each decision's prompt and label, and (with probability
     `explore`) plays a random legal action instead of the expert's."""
 
-    def __init__(self, expert, game_module, explore: float, seed: int, keep_obs: bool, meta: dict):
-        self.expert, self.game, self.explore = expert, game_module, float(explore)
+    def __init__(self, expert, game, explore: float, seed: int, keep_obs: bool, meta: dict):
+        self.expert, self.game, self.explore = expert, game, float(explore)
         self.rng = random.Random(seed)
         self.keep_obs, self.meta = keep_obs, meta
         self.rows: list[dict] = []
         self.prefix_text = None
 
     def reset(self, agent_id, observation_space, action_space, seed):
-        from ..agents.llm import PromptBuilder
-
         self.agent_id, self.tick = agent_id, 0
         self.builder = PromptBuilder(self.game, text_tokenizer(), agent_id)
         self.prefix_text = self.builder.prefix_text
@@ -163,23 +140,19 @@ def heldout_episodes(episodes: int, fraction: float, seed: int) -> set[int]:
 
 def play_episode(game: str, episode: int, seed: int, explore: float, keep_obs: bool):
     """One recorded match: (rows, prefixes {player: prefix text})."""
-    from .. import agents, games
-    from ..scheduler import run_match
-
     setup = setup_for(game)
-    module = games.module(game)
-    env = games.make(game, **setup["env"])
+    env = games.make(game, **setup.env)
     ids = list(env.possible_agents)
-    opponents = setup["opponents"]
+    opponents = setup.opponents
     opponent = opponents[episode % len(opponents)]
     ep_seed = _episode_seed(seed, episode)
     expert_side = ids[(episode // len(opponents)) % len(ids)]
-    meta = {"game": game, "episode": episode, "expert": setup["expert"], "opponent": opponent}
+    meta = {"game": game, "episode": episode, "expert": setup.expert, "opponent": opponent}
     recorders = {}
     players = {}
     for a in ids:
-        if a == expert_side or opponent == setup["expert"]:  # expert vs expert: record both
-            recorders[a] = Recorder(agents.make(setup["expert"]), module, explore, ep_seed + ids.index(a),
+        if a == expert_side or opponent == setup.expert:  # expert vs expert: record both
+            recorders[a] = Recorder(agents.make(setup.expert), games.get(game), explore, ep_seed + ids.index(a),
                                     keep_obs, meta)
             players[a] = recorders[a]
         else:
@@ -200,9 +173,7 @@ def _play_many(args):
 def collect(game: str, episodes: int, seed: int, out: str, heldout_fraction: float = 0.1,
             explore: float = 0.0, workers: int = 1, progress: bool = True, command: str = "") -> dict:
     """Play and record `episodes` episodes, write the dataset folder `out`; returns meta."""
-    from tqdm import tqdm
-
-    setup_for(game)
+    setup = setup_for(game)
     if episodes < 1:
         raise UserError("--episodes must be at least 1")
     if not 0 <= heldout_fraction < 1:
@@ -215,8 +186,6 @@ def collect(game: str, episodes: int, seed: int, out: str, heldout_fraction: flo
     results = {}
     bar = tqdm(total=episodes, desc=f"dataset {game}", unit="ep", disable=not progress, dynamic_ncols=True)
     if workers > 1:
-        import multiprocessing as mp
-
         with mp.get_context("spawn").Pool(workers) as pool:
             for part in pool.imap_unordered(_play_many, jobs):
                 for ep, rows, prefixes in part:
@@ -258,7 +227,7 @@ def collect(game: str, episodes: int, seed: int, out: str, heldout_fraction: flo
         counts[r["action_name"]] = counts.get(r["action_name"], 0) + 1
     meta = {"format": FORMAT_VERSION, "game": game, "episodes": episodes, "seed": seed,
             "explore": explore, "heldout_fraction": heldout_fraction, "heldout_episodes": sorted(held),
-            "expert": setup_for(game)["expert"], "opponents": setup_for(game)["opponents"],
+            "expert": setup.expert, "opponents": list(setup.opponents),
             "decisions": decisions, "train": len(splits["train"]), "heldout": len(splits["heldout"]),
             "heldout_pairs_also_in_train": overlap, "train_action_counts": dict(sorted(counts.items())),
             "prefixes": prefixes, "command": command}
@@ -320,8 +289,6 @@ def load_splits(folders: list[str]):
 def corpus(rows: list[dict]):
     """Texts to train the tokenizer on: every prefix (weighted as often as it is read) and tail
     without the special tokens, and each action name as the agent's reply spells it."""
-    from . import vocab
-
     def plain(text):
         for s in vocab.SPECIAL_TOKENS:
             text = text.replace(s, "\n")
@@ -341,19 +308,13 @@ class Encoder:
     """Token ids of recorded rows, made by the LLM agent's PromptBuilder on a trained tokenizer."""
 
     def __init__(self, hf_tokenizer):
-        from ..llm.tokenizer import Tokenizer
-        from . import vocab
-
         self.tok = Tokenizer(hf_tokenizer, eos_token=vocab.EOS, chat_template=vocab.CHATML_TEMPLATE)
         self.builders: dict = {}
 
     def builder(self, game: str, player: str, prefix_text: str):
         key = (game, player)
         if key not in self.builders:
-            from .. import games
-            from ..agents.llm import PromptBuilder
-
-            b = PromptBuilder(games.module(game), self.tok, player)
+            b = PromptBuilder(games.get(game), self.tok, player)
             if b.prefix_text != prefix_text:
                 raise UserError(f"the data's {game} prompt differs from the LLM agent's prompt today: "
                                 "record the dataset again with `fpx-arena dataset`")

@@ -5,11 +5,11 @@ match results against every scripted bot, under lockstep (quality alone) and a r
 - Agreement: the agent's action (``LLMAgent.act`` on the recorded observation, the real agent
   at the given precision) against the expert's label, over held-out decisions: the held-out
   split of dataset folders, or fresh seeded expert episodes that no training run has seen.
-- fighter: win rate against each bot and ``random`` over seeded matches, sides alternating, with
-  Wilson 95% intervals (draws count as not won; the score with draws as half is given too).
-- market: the agent's daily yield (end-of-day PnL / starting cash) against each trader, with a
-  seeded bootstrap 95% interval of the mean; the same seats and seeds played by ``random`` and by
-  the expert give the baselines.
+- matches against each of the game's bots and ``random`` over seeded matches, sides alternating,
+  scored as the game's ``Setups.score`` says: a win rate with Wilson 95% intervals (draws count
+  as not won; the score with draws as half is given too), or the mean of a per-player metric
+  (e.g. the market's daily yield) with a seeded bootstrap 95% interval. The game's baseline
+  specs (``Setups.baselines``) play the same seats and seeds.
 """
 from __future__ import annotations
 
@@ -18,13 +18,22 @@ import platform
 import random
 import time
 
+import multiprocessing as mp
+
 import numpy as np
+from tqdm import tqdm
 
+from .. import agents, games
+from ..agents.llm import LLMAgent
 from ..errors import UserError
+from ..games import WIN_RATE
+from ..llm.precision import make_plan
+from ..llm.registry import resolve
+from ..scheduler import run_match
 from ..stats import tv_distance, wilson
+from . import dataset
+from .train import device_name
 
-GAMES = ("fighter", "market")
-EXPERT = {"fighter": "fighter/reactive", "market": "market/informed"}
 AGREEMENT_SEED = 900_000  # fresh held-out episodes: seeds no `fpx-arena dataset` default uses
 
 
@@ -44,16 +53,11 @@ def bootstrap_mean(xs, resamples: int = 10_000, seed: int = 0) -> tuple[float, f
 
 # --- matches ----------------------------------------------------------------------------------------
 def opponents_of(game: str) -> list[str]:
-    from ..agents import builtin_specs
-
-    return ["random"] + [s for s in builtin_specs() if s.startswith(game + "/")]
+    return ["random"] + games.get(game).bot_specs()
 
 
 def play_one(game: str, spec: str, opponent: str, seed: int, clock: str, env_kwargs=None) -> dict:
     """One match of `spec` against `opponent`; the spec's seat alternates with the seed."""
-    from .. import agents, games
-    from ..scheduler import run_match
-
     env = games.make(game, **(env_kwargs or {}))
     ids = list(env.possible_agents)
     me = ids[seed % len(ids)]
@@ -67,8 +71,9 @@ def play_one(game: str, spec: str, opponent: str, seed: int, clock: str, env_kwa
         out["latency_ms_sum"] = float(np.sum(s.latencies_ms))
         out["latency_ms_p50"] = float(np.percentile(s.latencies_ms, 50))
         out["latency_ms_p99"] = float(np.percentile(s.latencies_ms, 99))
-    if "daily_yield" in s.metrics:
-        out["daily_yield"] = float(s.metrics["daily_yield"])
+    for name, value in s.metrics.items():  # the game's own per-player figures (a market's yield)
+        if isinstance(value, (int, float)) and name not in out:
+            out[name] = float(value)
     return out
 
 
@@ -83,15 +88,16 @@ def _run_chunk(job):
 def summarize(game: str, rows: list[dict]) -> dict:
     n = len(rows)
     out = {"matches": n}
-    if game == "fighter":
+    score = games.get(game).setups.score
+    if score == WIN_RATE:
         wins = sum(r["won"] for r in rows)
         draws = sum(not r["won"] and not r["lost"] for r in rows)
         lo, hi = wilson(wins, n)
         out.update(wins=wins, draws=draws, losses=n - wins - draws, win_rate=wins / n if n else None,
                    win_rate_ci95=[lo, hi], score=(wins + 0.5 * draws) / n if n else None)
     else:
-        mean, lo, hi = bootstrap_mean([r["daily_yield"] for r in rows])
-        out.update(daily_yield=mean, daily_yield_ci95=[lo, hi])
+        mean, lo, hi = bootstrap_mean([r[score] for r in rows])
+        out.update({score: mean, score + "_ci95": [lo, hi]})
     lat = [r for r in rows if "latency_ms_sum" in r]
     if lat:
         decisions = sum(r["decisions"] for r in rows)
@@ -105,8 +111,6 @@ def summarize(game: str, rows: list[dict]) -> dict:
 
 def run_matches(jobs: list[tuple], workers: int, threads: int, progress: bool, desc: str) -> dict:
     """jobs: (key, game, spec, opponent, seeds, clock); returns {key: [match rows]}."""
-    from tqdm import tqdm
-
     chunks = []
     for key, game, spec, opponent, seeds, clock in jobs:
         for i in range(0, len(seeds), 5):
@@ -115,8 +119,6 @@ def run_matches(jobs: list[tuple], workers: int, threads: int, progress: bool, d
     total = sum(len(j[4]) for j in jobs)
     bar = tqdm(total=total, desc=desc, unit="match", disable=not progress, dynamic_ncols=True)
     if workers > 1:
-        import multiprocessing as mp
-
         with mp.get_context("spawn").Pool(workers) as pool:
             futures = [(key, pool.apply_async(_run_chunk, (job,))) for key, job in chunks]
             for key, fut in futures:
@@ -137,8 +139,6 @@ def run_matches(jobs: list[tuple], workers: int, threads: int, progress: bool, d
 # --- agreement --------------------------------------------------------------------------------------
 def heldout_rows(game: str, data: list[str] | None, episodes: int, limit: int, seed: int) -> tuple[list, str]:
     """Held-out expert decisions with their observations: from dataset folders, or fresh."""
-    from . import dataset
-
     rows, source = [], ""
     if data:
         for folder in data:
@@ -161,21 +161,16 @@ def heldout_rows(game: str, data: list[str] | None, episodes: int, limit: int, s
 
 
 def agreement(model: str, precision: str, game: str, rows: list[dict], progress: bool) -> dict:
-    from tqdm import tqdm
-
-    from ..agents.llm import LLMAgent
-    from .dataset import obs_from_json
-
-    agents = {}
+    players = {}
     hits, ms, chosen, dists = [], [], [], []
     per_action: dict[str, list[int]] = {}
     for r in tqdm(rows, desc=f"agreement {game} @{precision}", unit="dec", disable=not progress,
                   dynamic_ncols=True, leave=False):
-        agent = agents.get(r["player"])
+        agent = players.get(r["player"])
         if agent is None:
-            agent = agents[r["player"]] = LLMAgent(model, precision, game=game)
+            agent = players[r["player"]] = LLMAgent(model, precision, game=game)
             agent.reset(r["player"])
-        action = agent.act(obs_from_json(r["obs"]), {})
+        action = agent.act(dataset.obs_from_json(r["obs"]), {})
         ok = int(action == r["action"])
         hits.append(ok)
         chosen.append(action)
@@ -212,16 +207,12 @@ def compare_to_reference(a: dict, ref: dict) -> dict:
 # --- the whole evaluation -------------------------------------------------------------------------------
 def check_precisions(model: str, precisions: list[str]) -> None:
     """Every precision must be one the engine runs: a clear error now, not after an hour."""
-    from ..llm.precision import make_plan
-    from ..llm.registry import resolve
-
     resolve(model)
     for p in precisions:
         make_plan(p, [])
 
 
 def machine() -> str:
-    from .train import device_name
     import torch
 
     return device_name(torch.device("cpu"))
@@ -234,18 +225,19 @@ def gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
-def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str], games: list[str],
+def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str], game_names: list[str],
              opponents: dict | None = None, data: list[str] | None = None, agreement_episodes: int = 4,
              agreement_limit: int = 1500, realtime_matches: int | None = None, workers: int = 1,
              threads: int = 1, seed: int = 0, progress: bool = True, command: str = "") -> dict:
     check_precisions(model, precisions)
-    for g in games:
-        if g not in GAMES:
-            raise UserError(f"unknown game {g!r}; choose from {', '.join(GAMES)}")
+    playable = [g for g in games.names() if games.get(g).setups.expert is not None]
+    for g in game_names:
+        if g not in playable:
+            raise UserError(f"unknown game {g!r}; choose from {', '.join(playable)}")
     for c in clocks:
         if c not in ("lockstep", "measured", "wall"):
             raise UserError(f"clock {c!r}: eval runs lockstep, measured or wall")
-    opponents = opponents or {g: opponents_of(g) for g in games}
+    opponents = opponents or {g: opponents_of(g) for g in game_names}
     t0 = time.perf_counter()
     report = {"model": model, "precisions": precisions, "matches": matches, "clocks": clocks,
               "cpu": machine(), "gpu": gpu_name(), "torch_threads_per_worker": threads, "workers": workers,
@@ -254,7 +246,7 @@ def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str],
     import torch
 
     torch.set_num_threads(threads)
-    for g in games:  # agreement first: it is quick and says at once whether the model plays
+    for g in game_names:  # agreement first: it is quick and says at once whether the model plays
         rows, source = heldout_rows(g, data, agreement_episodes, agreement_limit, seed)
         report.setdefault("agreement_source", {})[g] = source
         for p in precisions:
@@ -272,19 +264,14 @@ def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str],
         for clock in clocks:
             n = matches if clock == "lockstep" else (realtime_matches or matches)
             seeds = [seed + i for i in range(n)]
-            for g in games:
+            for g in game_names:
                 for opp in opponents[g]:
                     jobs.append(((p, clock, g, opp), g, f"llm:{model}@{p}", opp, seeds, clock))
-    if "market" in games and matches:  # the baselines in the same seats and seeds (scripted: cheap)
+    for g in game_names if matches else ():  # the baselines in the same seats and seeds (scripted: cheap)
         seeds = [seed + i for i in range(matches)]
-        for base in ("random", EXPERT["market"]):
-            for opp in opponents["market"]:
-                jobs.append((("baseline", base, "market", opp), "market", base, opp, seeds, "lockstep"))
-    if "fighter" in games and matches:
-        seeds = [seed + i for i in range(matches)]
-        for opp in opponents["fighter"]:
-            jobs.append((("baseline", EXPERT["fighter"], "fighter", opp), "fighter", EXPERT["fighter"], opp,
-                         seeds, "lockstep"))
+        for base in games.get(g).setups.baselines:
+            for opp in opponents[g]:
+                jobs.append((("baseline", base, g, opp), g, base, opp, seeds, "lockstep"))
     results = run_matches(jobs, workers, threads, progress, f"eval {os.path.basename(model)}") if jobs else {}
     for key, rows in results.items():
         if key[0] == "baseline":
@@ -321,8 +308,9 @@ def format_report(rep: dict) -> str:
         for clock, per_game in per_clock.items():
             for g, per_opp in per_game.items():
                 lines.append("")
-                if g == "fighter":
-                    lines.append(f"fighter @{p} {clock:<9} {'opponent':<20} {'W-D-L':>10} {'win rate':>9} "
+                score = games.get(g).setups.score
+                if score == WIN_RATE:
+                    lines.append(f"{g} @{p} {clock:<9} {'opponent':<20} {'W-D-L':>10} {'win rate':>9} "
                                  f"{'95% CI (Wilson)':>17} {'ms/dec':>7} {'missed':>7}")
                     for opp, s in per_opp.items():
                         ci = s["win_rate_ci95"]
@@ -330,23 +318,25 @@ def format_report(rep: dict) -> str:
                                      f"{pct(s['win_rate']):>9} {pct(ci[0]) + '-' + pct(ci[1]).strip():>17} "
                                      f"{ms(s):>7} {pct(s['missed_tick_rate']):>7}")
                 else:
-                    lines.append(f"market @{p} {clock:<10} {'opponent':<20} {'daily yield':>11} {'95% CI (bootstrap)':>20} "
+                    label = score.replace("_", " ")
+                    lines.append(f"{g} @{p} {clock:<10} {'opponent':<20} {label:>11} {'95% CI (bootstrap)':>20} "
                                  f"{'ms/dec':>7} {'missed':>7}")
                     for opp, s in per_opp.items():
-                        ci = s["daily_yield_ci95"]
-                        lines.append(f"{'':<24}{opp:<20} {100 * s['daily_yield']:+10.3f}% "
+                        ci = s[score + "_ci95"]
+                        lines.append(f"{'':<24}{opp:<20} {100 * s[score]:+10.3f}% "
                                      f"{100 * ci[0]:+9.3f}%..{100 * ci[1]:+.3f}% "
                                      f"{ms(s):>7} {pct(s['missed_tick_rate']):>7}")
     for g, per_base in rep["baselines"].items():
         for base, per_opp in per_base.items():
             lines.append("")
             lines.append(f"baseline {base} (lockstep, same seats and seeds)")
+            score = games.get(g).setups.score
             for opp, s in per_opp.items():
-                if g == "fighter":
+                if score == WIN_RATE:
                     ci = s["win_rate_ci95"]
                     lines.append(f"  {opp:<22} win rate {pct(s['win_rate'])} ({pct(ci[0])}-{pct(ci[1]).strip()})")
                 else:
-                    ci = s["daily_yield_ci95"]
-                    lines.append(f"  {opp:<22} daily yield {100 * s['daily_yield']:+.3f}% "
+                    ci = s[score + "_ci95"]
+                    lines.append(f"  {opp:<22} {score.replace('_', ' ')} {100 * s[score]:+.3f}% "
                                  f"({100 * ci[0]:+.3f}%..{100 * ci[1]:+.3f}%)")
     return "\n".join(lines)

@@ -21,10 +21,16 @@ import platform
 import time
 
 import torch
+from tqdm import tqdm
 
-from .calibrate import calibration_ids, eps_by_kind, game_observations, game_prompts, layer_kind, measure_eps
+from ..agents.llm import LLMAgent
+from ..kernels import quantize_weight
+from ..llm.calibrate import eps_by_kind, layer_kind, measure_eps
+from ..llm.loader import load_model, open_checkpoint
+from ..llm.precision import QUANTIZED, Plan, fpx_formats, is_block_linear
+from ..llm.qcache import checkpoint_sha256
 from ..stats import tv_distance, wilson
-from .precision import QUANTIZED, fpx_formats, is_block_linear
+from .calibration import calibration_games, game_observations, game_prompts
 
 GAMMAS = tuple(round(0.1 * i, 1) for i in range(11))
 # Held-out prose (written for this project; not from any corpus).
@@ -71,19 +77,12 @@ class PlanSwitcher:
     weights (each quantized once, from the checkpoint's own fp32 weights)."""
 
     def __init__(self, model, src, formats=QUANTIZED, progress: bool = False):
-        from ..kernels import quantize_weight
-
         self.model = model
         self.linears = {n: m for n, m in model.linear_layers().items() if is_block_linear(n)}
         self.dense = {n: m.weight for n, m in self.linears.items()}
         self.quantized = {f: {} for f in formats}
         items = [(n, f) for n in self.linears for f in formats]
-        it = items
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(items, desc="quantizing", unit="layer", leave=False)
-        for n, f in it:
+        for n, f in tqdm(items, desc="quantizing", unit="layer", leave=False, disable=not progress):
             self.quantized[f][n] = quantize_weight(src.get(n + ".weight").float().to(model.device), f)
 
     def apply(self, formats: dict[str, str]) -> None:
@@ -99,30 +98,27 @@ class PlanSwitcher:
 def observation_set(first_seed: int, per_game: int, per_match: int = 15, ticks: int = 900):
     """per_game observations of each game, at most per_match from one scripted match (so that
     they are not near-copies of each other), from seeds first_seed, first_seed + 1, ..."""
-    from .calibrate import CALIBRATION_MATCHES
-
+    n_games = len(calibration_games())
     out, counts = [], {}
     for seed in range(first_seed, first_seed + 2 * (per_game // per_match + 2)):  # bounded, short matches too
-        if len(counts) == len(CALIBRATION_MATCHES) and min(counts.values()) >= per_game:
+        if len(counts) == n_games and min(counts.values()) >= per_game:
             break
-        for mod, who, obs, info in game_observations(seed, ticks=ticks, per_game=min(per_match, per_game)):
-            if counts.get(mod.__name__, 0) < per_game:
-                counts[mod.__name__] = counts.get(mod.__name__, 0) + 1
-                out.append((mod, who, obs, info))
+        for game, who, obs, info in game_observations(seed, ticks=ticks, per_game=min(per_match, per_game)):
+            if counts.get(game.name, 0) < per_game:
+                counts[game.name] = counts.get(game.name, 0) + 1
+                out.append((game, who, obs, info))
     return out
 
 
 def choose_actions(model, model_path: str, observations) -> tuple[list[int], list[dict[str, float]]]:
-    """The LLM agent's constrained choice for each (game module, player, obs, info), and its
+    """The LLM agent's constrained choice for each (Game, player, obs, info), and its
     distribution over the legal actions (softmax of the continuations' log-probabilities)."""
-    from ..agents.llm import LLMAgent
-
     agents, actions, dists = {}, [], []
-    for mod, who, obs, info in observations:
-        key = (mod.__name__, who)
+    for game, who, obs, info in observations:
+        key = (game.name, who)
         if key not in agents:
             a = LLMAgent(model_path, "bf16", device=str(model.device))
-            a.model, a.cache, a.game = model, model.new_cache(1024), mod
+            a.model, a.cache, a.game = model, model.new_cache(1024), game
             a.reset(who)
             agents[key] = a
         actions.append(int(agents[key].act(obs, info)))
@@ -158,9 +154,6 @@ def spearman(a: dict[str, float], b: dict[str, float]) -> float:
 def quality_report(source: str, gammas=GAMMAS, uniform=QUANTIZED, obs_per_game: int = 150,
                    calib_seeds=(0,), heldout_seeds=(100,), max_tokens: int = 320,
                    progress: bool = True, device: str = "cpu") -> dict:
-    from .loader import load_model, open_checkpoint
-    from .qcache import checkpoint_sha256
-
     t_all = time.perf_counter()
     model = load_model(source, "bf16", device)
     src = open_checkpoint(source)
@@ -168,7 +161,7 @@ def quality_report(source: str, gammas=GAMMAS, uniform=QUANTIZED, obs_per_game: 
     shapes = {n: (m.out_features, m.in_features) for n, m in model.linear_layers().items() if is_block_linear(n)}
 
     # the per-layer error table on two calibration sets
-    set_a = calibration_ids(tok, None, max_tokens=max_tokens, seeds=calib_seeds)
+    set_a = [s for s in (tok.encode(t)[:max_tokens] for t in game_prompts(tok, calib_seeds)) if len(s) >= 2]
     set_b = _chunks(tok, SECOND_CALIBRATION_TEXT * 3, max_tokens)
     eps_a = measure_eps(model, set_a, ("nvfp4", "fp8"), progress=progress)
     eps_b = measure_eps(model, set_b, ("nvfp4",), progress=progress)["nvfp4"]
@@ -183,20 +176,13 @@ def quality_report(source: str, gammas=GAMMAS, uniform=QUANTIZED, obs_per_game: 
     heldout = [tok.encode(t)[:max_tokens] for t in game_prompts(tok, heldout_seeds, per_game=1)]
     heldout += _chunks(tok, HELDOUT_TEXT, max_tokens)
     observations = observation_set(heldout_seeds[0] + 1, obs_per_game)
-    games_of = [m.__name__.rsplit(".", 1)[-1] for m, *_ in observations]
+    games_of = [g.name for g, *_ in observations]
 
     switcher = PlanSwitcher(model, src, tuple(dict.fromkeys(("fp8", "nvfp4") + tuple(uniform))), progress=progress)
     configs = [("bf16", {})] + [(f"fpx:{g}", fpx_formats(ranking, g)) for g in gammas]
     configs += [(f, {n: f for n in shapes}) for f in uniform]
-    from .precision import Plan
-
     rows, base = [], None
-    it = configs
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(configs, desc="precisions", unit="plan")
-    for name, formats in it:
+    for name, formats in tqdm(configs, desc="precisions", unit="plan", disable=not progress):
         t0 = time.perf_counter()
         switcher.apply(formats)
         ppl, nll = perplexity(model, heldout)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 
+from .. import games, replay
 from ..errors import UserError
+from ..scheduler import run_match
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in our command output
 
@@ -33,12 +35,11 @@ def watch_live(env, players: dict, *, speed: float = 1.0, hitboxes: bool = False
     MatchResult (covering the ticks played if the window was closed early). Viewer counters are in
     ``result.viewer``. hold: keep the final frame up until the window is closed."""
     _require_display()
-    from ..scheduler import _game_name, run_match
-    from .app import LiveView
+    from .app import LiveView  # pygame: only when a window is wanted
 
     if "on_tick" in run_match_kwargs:
         raise UserError("watch_live sets on_tick itself")
-    game = run_match_kwargs.get("game") or _game_name(env)
+    game = run_match_kwargs.get("game") or games.name_of(env)
     clock = run_match_kwargs.get("clock", "lockstep")
     tick_hz = float(run_match_kwargs.get("tick_hz") or env.metadata.get("tick_hz")
                     or env.metadata.get("render_fps") or 60)
@@ -60,8 +61,7 @@ def watch_replay(source, *, speed: float = 1.0, start_s: float = 0.0, paused: bo
                  hitboxes: bool = False, max_seconds: float | None = None) -> int:
     """Show a replay (path or loaded data) in a window; returns the frame it was closed on."""
     _require_display()
-    from .. import replay
-    from .app import play_replay
+    from .app import play_replay  # pygame
 
     data = source if isinstance(source, dict) else replay.load(source)
     return play_replay(data, speed=speed, start=int(round(start_s * float(data["tick_hz"]))),
@@ -69,9 +69,9 @@ def watch_replay(source, *, speed: float = 1.0, start_s: float = 0.0, paused: bo
 
 
 def render_replay(source, out, **kwargs) -> dict:
-    from .export import render_replay as _render
+    from . import export  # pygame
 
-    return _render(source, out, **kwargs)
+    return export.render_replay(source, out, **kwargs)
 
 
 __all__ = ["watch_live", "watch_replay", "render_replay"]

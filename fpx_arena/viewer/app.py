@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 
 import pygame
 
-from . import draw_fighter, draw_generic, draw_market
-from .keyboard import KEYBOARD
+from .. import games
+from ..agents.keyboard import KEYBOARD
+from ..errors import SpecError
+from ..games import drawing
+from .cursor import ReplayCursor
 from .overlays import draw_panels, draw_status
-from .style import BG, GAME_RECT, HEIGHT, WIDTH, agent_color
+from .style import BG, GAME_RECT, HEIGHT, WIDTH, Fonts, agent_color
+from .timeline import LiveTimeline, ReplayTimeline
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-DRAWERS = {"fighter": draw_fighter, "market": draw_market}  # modules: draw(), optional History
 
 
 @dataclass
@@ -69,13 +72,11 @@ class Screen:
         else:
             self.surface = pygame.Surface((WIDTH, HEIGHT))
         self.video_driver = pygame.display.get_driver() if window else "off-screen"
-        from .style import Fonts
-
         self.window = window
         self.fonts = Fonts()
         self.game = game
         self.agents = list(agents)
-        module = DRAWERS.get(game, draw_generic)
+        module = drawer_of(game)
         self.drawer = module.draw
         self.history = module.History() if hasattr(module, "History") else None
         self.controls = Controls()
@@ -94,7 +95,7 @@ class Screen:
     def observe(self, frame: int, env):
         """Note a frame the game passed through (drawn or not), for drawers that chart the past."""
         if self.history is not None:
-            self.history.record(frame, _snapshot(env))
+            self.history.record(frame, snapshot_of(env))
 
     def render(self, snapshot, views, status: str, legend: str, scale_ms: float, dt_ms: float,
                actions=None, frame: int | None = None):
@@ -169,21 +170,26 @@ class Screen:
         return out
 
 
-def _snapshot(env):
+def snapshot_of(env):
     snap = getattr(env, "snapshot", None)
     return snap() if callable(snap) else None
 
 
-def _action_names(game: str, env, agents) -> dict | None:
-    from ..games import module_for
-
+def drawer_of(game: str):
+    """The drawer module of a registered game; the state as text for any other env."""
     try:
-        mod = module_for(env)
-        if mod is None:
-            return None
-        return {a: list(mod.action_names(a)) for a in agents}
-    except Exception:  # a game without names still draws
+        return games.get(game).load_drawer() or drawing
+    except SpecError:  # not a registered game (e.g. a replay of a PettingZoo classic)
+        return drawing
+
+
+def action_names_of(env, agents) -> dict | None:
+    """agent -> action names, where the env's game has names (else None: actions as numbers)."""
+    game = games.of_env(env)
+    if game is None:
         return None
+    names = {a: list(game.action_names(a)) for a in agents}
+    return names if any(names.values()) else None
 
 
 # -- replays ---------------------------------------------------------------------------------
@@ -206,13 +212,10 @@ def play_replay(data: dict, *, speed: float = 1.0, start: int = 0, paused: bool 
                 hitboxes: bool = False, max_seconds: float | None = None) -> int:
     """Show a replay in a window until the user quits (or max_seconds pass); returns the frame
     it was on."""
-    from .cursor import ReplayCursor
-    from .timeline import ReplayTimeline
-
     cursor = ReplayCursor(data)
     timeline = ReplayTimeline(data)
     screen = Screen(data["game"], data["agents"], title=f"fpx-arena replay: {data['game']}",
-                    action_names=_action_names(data["game"], cursor.env, data["agents"]))
+                    action_names=action_names_of(cursor.env, data["agents"]))
     cursor.on_step = screen.observe
     screen.observe(0, cursor.env)
     c = screen.controls
@@ -246,7 +249,7 @@ def play_replay(data: dict, *, speed: float = 1.0, start: int = 0, paused: bool 
                 c.paused = True
             frame = int(pos)
             env = cursor.seek(frame)
-            screen.render(_snapshot(env), timeline.views(frame), replay_status(data, frame, total, c),
+            screen.render(snapshot_of(env), timeline.views(frame), replay_status(data, frame, total, c),
                           REPLAY_LEGEND, timeline.scale_ms, timeline.dt_ms, cursor.last_actions(), frame)
             screen.present()
             clock.tick(60 if not c.paused else 30)
@@ -264,7 +267,7 @@ class LiveView:
 
     def __init__(self, env, players: dict, *, game: str, clock: str, tick_hz: float, seed: int = 0,
                  speed: float = 1.0, hitboxes: bool = False, window: bool = True):
-        from .timeline import LiveTimeline
+
 
         self.env, self.players, self.game, self.clock = env, players, game, clock
         self.agents = list(env.possible_agents)
@@ -276,7 +279,7 @@ class LiveView:
         self.humans = humans
         self._key_help = None  # known once the players are reset (their game and layout)
         self.screen = Screen(game, self.agents, window=window, title=f"fpx-arena: {game}",
-                             letter_keys=not humans, action_names=_action_names(game, env, self.agents))
+                             letter_keys=not humans, action_names=action_names_of(env, self.agents))
         c = self.screen.controls
         c.speed_index, c.hitboxes = _nearest_speed(speed), hitboxes
         self.wall = clock == "wall"
@@ -308,7 +311,7 @@ class LiveView:
 
     def draw(self, tick: int, views, final: str = ""):
         t = time.perf_counter()
-        self.screen.render(_snapshot(self.env), views, self.status(tick, final), self.legend(),
+        self.screen.render(snapshot_of(self.env), views, self.status(tick, final), self.legend(),
                            self.timeline.scale_ms, self.timeline.dt_ms, self._last_actions, tick + 1)
         self.screen.present()
         took = time.perf_counter() - t

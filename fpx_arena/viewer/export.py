@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pygame
+from tqdm import tqdm
+
+from .. import replay
 from ..errors import UserError
+from .app import Screen, action_names_of, ensure_video_driver, replay_status, snapshot_of
+from .cursor import ReplayCursor
+from .timeline import ReplayTimeline
 
 GIF_FPS, GIF_SCALE = 25, 0.5  # GIF players clamp delays under 20 ms; half size keeps files small
 
@@ -52,17 +59,7 @@ def render_replay(source, out, *, fps: float | None = None, scale: float | None 
                   start_s: float = 0.0, end_s: float | None = None, hitboxes: bool = False,
                   overlays: bool = True, progress: bool = True) -> dict:
     """Draw a replay (path or loaded data) to `out`; returns {"path", "kind", "frames", "bytes"}."""
-    from .app import ensure_video_driver
-
     ensure_video_driver(window=False)
-    import pygame
-    from tqdm import tqdm
-
-    from .. import replay
-    from .app import Screen, _action_names, _snapshot, replay_status
-    from .cursor import ReplayCursor
-    from .timeline import ReplayTimeline
-
     kind = output_kind(out)
     _check_writer(kind)
     data = source if isinstance(source, dict) else replay.load(source)
@@ -75,7 +72,7 @@ def render_replay(source, out, *, fps: float | None = None, scale: float | None 
     timeline = ReplayTimeline(data)
     ticks = frame_ticks(cursor.total, tick_hz, fps, start_s, end_s)
     screen = Screen(data["game"], data["agents"], window=False,
-                    action_names=_action_names(data["game"], cursor.env, data["agents"]))
+                    action_names=action_names_of(cursor.env, data["agents"]))
     screen.controls.hitboxes, screen.controls.overlays = hitboxes, overlays
     cursor.on_step = screen.observe
     screen.observe(0, cursor.env)
@@ -90,7 +87,7 @@ def render_replay(source, out, *, fps: float | None = None, scale: float | None 
         try:
             for t in ticks:
                 env = cursor.seek(t)
-                surf = screen.render(_snapshot(env), timeline.views(t),
+                surf = screen.render(snapshot_of(env), timeline.views(t),
                                      replay_status(data, t, cursor.total, screen.controls), legend,
                                      timeline.scale_ms, timeline.dt_ms, cursor.last_actions(), t)
                 if surf.get_size() != size:
@@ -117,7 +114,6 @@ def render_replay(source, out, *, fps: float | None = None, scale: float | None 
 
 
 def _write_gif(path: Path, surfaces, size, fps) -> int:
-    import pygame
     from PIL import Image
 
     count = 0
@@ -145,7 +141,6 @@ def _write_gif(path: Path, surfaces, size, fps) -> int:
 
 def _write_mp4(path: Path, surfaces, size, fps) -> int:
     import imageio_ffmpeg
-    import pygame
 
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = imageio_ffmpeg.write_frames(str(path), size, fps=fps, codec="libx264", pix_fmt_in="rgb24",

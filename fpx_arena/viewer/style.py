@@ -8,31 +8,15 @@ from __future__ import annotations
 
 import pygame
 
+# the colours live with the games' drawing helpers, which every game drawer may import
+from ..games.drawing import (AGENT_COLORS, BAD, BG, DIM, GOOD, GRID, HEALTH_GREEN,  # noqa: F401
+                             HEALTH_LOST, LATE_RED, PANEL_BG, TEXT, THINK_FILL, THINK_OVER, THINK_TRACK,
+                             agent_color)
+
 WIDTH, HEIGHT = 960, 600
 GAME_RECT = pygame.Rect(0, 0, WIDTH, 440)
 PANELS_RECT = pygame.Rect(0, 440, WIDTH, 116)
 STATUS_RECT = pygame.Rect(0, 556, WIDTH, 44)
-
-BG = (18, 20, 28)
-PANEL_BG = (30, 33, 44)
-GRID = (48, 52, 66)
-TEXT = (225, 228, 236)
-DIM = (140, 146, 160)
-LATE_RED = (235, 40, 50)
-THINK_FILL = (250, 200, 60)  # the thinking bar, below the one-tick deadline scale
-THINK_OVER = (245, 120, 40)  # the part of the bar past ... the bar's scale (long thoughts)
-THINK_TRACK = (55, 58, 72)
-HEALTH_GREEN = (60, 210, 90)
-HEALTH_LOST = (120, 30, 34)
-GOOD = (80, 210, 120)
-BAD = (235, 85, 85)
-
-AGENT_COLORS = [(70, 140, 255), (255, 150, 50), (90, 205, 120), (215, 95, 215),
-                (235, 220, 80), (80, 215, 225), (200, 120, 90), (160, 160, 240)]
-
-
-def agent_color(index: int) -> tuple:
-    return AGENT_COLORS[index % len(AGENT_COLORS)]
 
 
 class Fonts:

@@ -11,9 +11,9 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from ..kernels import REGISTRY, aliases
 from ..agents.spec import AgentSpec
 from ..errors import SpecError
+from ..kernels import REGISTRY, aliases
 from ..trace import OK, STATUS_NAMES
 
 _MIN_SCALE_MS = 100.0
@@ -25,7 +25,7 @@ class AgentView:
     spec: str = ""
     label: str = ""  # model name (or the spec for scripted agents)
     precision: str = ""  # from the spec: llm:<model>@<precision>
-    plan: str | None = None  # the agent's current precision plan, if it exposes one
+    plan: str | None = None  # live: the agent's current precision plan, if it exposes one (.plan)
     thinking_ms: float | None = None  # elapsed time of the decision in flight, None if idle
     last_latency_ms: float | None = None
     last_status: str = ""  # status of the last landed decision when not "ok"
@@ -57,7 +57,7 @@ def nice_scale(ms: float) -> float:
 _BITS = {**{n: f.bits for n, f in REGISTRY.items()}, **{a: REGISTRY[n].bits for a, n in aliases().items()}}
 
 
-def _plan_text(plan) -> str | None:
+def plan_text(plan) -> str | None:
     """One line for a precision plan: a string as it is, an object's summary(), or the share of
     layers per format of a {layer: format} mapping (a Plan's ``formats``), e.g.
     "30% fp4 + 70% fp8 (6.8 bits)" (bits counted as in the FPX paper: 8 - 4*gamma)."""
@@ -104,12 +104,10 @@ class ReplayTimeline:
                 acc += (m >> i) & 1
                 row.append(acc)
             self.missed.append(row)
-        timings = data.get("timings") or []
         per_agent = [[] for _ in range(n)]
-        for j, d in enumerate(data.get("decisions") or []):
+        for d in data.get("decisions") or []:
             i, start, land, latency, status = d[:5]
-            timing = timings[j] if j < len(timings) else None
-            per_agent[i].append((start, land if land is not None else start, latency, status, timing))
+            per_agent[i].append((start, land if land is not None else start, latency, status))
         self.by_start = [sorted(p, key=lambda d: d[0]) for p in per_agent]
         self.starts = [[d[0] for d in p] for p in self.by_start]
         self.by_land = [sorted(p, key=lambda d: d[1]) for p in per_agent]
@@ -134,11 +132,9 @@ class ReplayTimeline:
             j = bisect.bisect_left(self.lands[i], frame)
             v.decisions = j
             if j:
-                _, _, latency, status, timing = self.by_land[i][j - 1]
+                _, _, latency, status = self.by_land[i][j - 1]
                 v.last_latency_ms = latency
                 v.last_status = "" if status == OK else STATUS_NAMES[status]
-                if isinstance(timing, dict) and timing.get("plan") is not None:
-                    v.plan = _plan_text(timing["plan"])
             out.append(v)
         return out
 
@@ -193,10 +189,7 @@ class LiveTimeline:
             if d is not None:
                 v.last_latency_ms = d[3]
                 v.last_status = "" if d[4] == OK else STATUS_NAMES[d[4]]
-            plan = getattr(self.players[a], "plan", None)
-            if plan is None and d is not None and isinstance(d[5], dict):
-                plan = d[5].get("plan")
-            v.plan = _plan_text(plan)
+            v.plan = plan_text(getattr(self.players[a], "plan", None))
             for ms in (v.thinking_ms, v.last_latency_ms):
                 if ms is not None and ms > self.scale_ms:
                     self.scale_ms = nice_scale(ms)

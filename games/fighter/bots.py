@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from ..games import fighter as F
+from . import rules as F
 
 # observation indices (own block, opponent block, globals)
 _OX, _OSTATE, _OBUSY = F.OWN + 0, F.OWN + 5, F.OWN + 10

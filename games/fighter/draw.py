@@ -6,7 +6,7 @@ import math
 
 import pygame
 
-from .style import DIM, GRID, HEALTH_GREEN, HEALTH_LOST, LATE_RED, TEXT, THINK_FILL
+from ..drawing import DIM, GRID, HEALTH_GREEN, HEALTH_LOST, LATE_RED, TEXT, THINK_FILL
 
 HUD_H = 92
 FLOOR_H = 30

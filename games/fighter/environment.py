@@ -40,10 +40,10 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
-from ..errors import UserError
-from ._base import ArenaEnv, aec_forms
-from .fighter_rules import *  # noqa: F401,F403  (the rules are part of this module's API)
-from .fighter_rules import (  # the names this module uses itself
+from ...errors import UserError
+from .._base import ArenaEnv, aec_forms
+from .rules import *  # noqa: F401,F403  (the rules are part of this module's API)
+from .rules import (  # the names this module uses itself
     ACTIONABLE, ACTIONS, ACTIVE, AIR, AIR_FRAMES, AIR_H, ATTACK, BLOCK, BLOCKSTUN, BODY_W, BUFFER_FRAMES, CROUCH,
     CROUCH_H, FIREBALL, FIREBALL_SPEED, FIREBALL_W, FIREBALL_Y0, FIREBALL_Y1, F_HIGH, F_LOW, GRAVITY, GUARDS,
     GUARD_HIGH, GUARD_LOW, G_HIGH, G_LOW, HALF_W, HITSTUN, HOLD_FRAMES, HOLD_GUARD, HOLD_STATE, IDLE, JUMP, JUMP_VY,

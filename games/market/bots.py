@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from ..games import market as M
+from . import environment as M
 
 _HALF_SPREAD = 2          # the makers' default half spread, used to price the exit
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pygame
 
-from .style import BAD, DIM, GOOD, GRID, LATE_RED, PANEL_BG, TEXT, THINK_FILL
+from ..drawing import BAD, DIM, GOOD, GRID, LATE_RED, PANEL_BG, TEXT, THINK_FILL
 
 CHART_SECONDS = 15
 REF_COLOR = (150, 150, 190)

@@ -57,8 +57,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
-from ..errors import UserError
-from ._base import ArenaEnv, aec_forms
+from ...errors import UserError
+from .._base import ArenaEnv, aec_forms
 from .orderbook import ASK, BID, MM, OrderBook, load_bars
 
 TICK_HZ = 20
@@ -564,5 +564,8 @@ raw_env, env = aec_forms(MarketEnv)
 
 
 metadata = MarketEnv.metadata
-__all__ = ["MarketEnv", "parallel_env", "env", "raw_env", "describe", "action_names", "decode",
-           "ACTIONS", "OBS_FIELDS", "OBS_INDEX", "metadata"]
+__all__ = ["MarketEnv", "parallel_env", "env", "raw_env", "describe", "action_names", "decode", "MarketView",
+           "ACTIONS", "OBS_FIELDS", "OBS_INDEX", "OBS_SIZE", "metadata", "TICK_HZ", "BOOK_LEVELS", "TRADE_HISTORY",
+           "HOLD", "BUY", "SELL", "LIFT", "HIT", "FLATTEN", "POST_BID", "POST_OFFER", "CANCEL",
+           "I_TRADES", "I_SIGNAL", "I_COUNTDOWN", "I_POSITION", "I_REST_BID", "I_REST_OFFER", "I_CASH", "I_PNL",
+           "I_BIDS", "I_ASKS"]

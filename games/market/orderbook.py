@@ -12,7 +12,7 @@ import math
 from bisect import bisect_left
 from datetime import datetime
 
-from ..errors import UserError
+from ...errors import UserError
 
 MM = -1
 BID, ASK = 0, 1
