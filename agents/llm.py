@@ -32,44 +32,10 @@ import numpy as np
 from ..errors import SpecError
 from .base import action_mask
 
-# What each game's system prompt says. A game module may instead define LLM_RULES (a string);
-# unknown games fall back to the first paragraph of their module docstring.
-GAME_RULES = {
-    "fighter": (
-        "You control a fighter in a 2D fighting game that runs at 60 frames per second and never "
-        "waits for you. Reduce the opponent's health (hp) to 0 before time runs out. "
-        "Attacks: jab (fast, mid, short reach 40px), kick (overhead, reach 60px, blocked only by "
-        "block), sweep (low, reach 72px, knocks down, blocked only by lowblock), fireball "
-        "(projectile, one at a time). Defence: block guards high and mid, lowblock guards low and "
-        "mid; back walks away and guards high. Movement: forward, back, jump, leap (jump forward), "
-        "crouch; wait sends nothing new. An attack in its startup can still be blocked; attack "
-        "when the gap is inside your reach and the opponent is busy or recovering."),
-    "market": (
-        "You trade one asset against market makers in a market that ticks 20 times a second and "
-        "never waits for you. A signal announces how many price ticks the market will move and in "
-        "how many ticks; whoever acts on it first trades at the old quotes, later traders fill "
-        "worse or not at all. buy and sell trade a small size at market, lift and hit a large "
-        "size; bid and offer rest a small order one tick inside the spread; cancel removes your "
-        "resting orders; flatten closes your position; hold does nothing. Buy before a positive "
-        "signal is priced in, sell before a negative one, flatten afterwards. End the day with the "
-        "highest pnl."),
-}
 SYSTEM_TEMPLATE = ("{rules}\nEach turn you see the current state. Reply with exactly one action "
                    "name and nothing else. Actions: {actions}.")
 USER_TEMPLATE = "State: {state}\nWhich action do you take? Answer with one word from: {legal}."
 _SENTINEL = "\ue000STATE\ue000"  # marks where the user's text starts in the rendered template
-
-
-def game_name(game_module) -> str:
-    return game_module.__name__.rsplit(".", 1)[-1]
-
-
-def game_rules(game_module) -> str:
-    rules = getattr(game_module, "LLM_RULES", None) or GAME_RULES.get(game_name(game_module))
-    if rules:
-        return rules
-    doc = (game_module.__doc__ or f"You play the game {game_name(game_module)}.").strip()
-    return doc.split("\n\n", 1)[0].replace("\n", " ")
 
 
 @dataclass
@@ -96,11 +62,11 @@ class PromptBuilder:
     """The prompts of one game for one model's tokenizer and chat template. The prefix text,
     its tokens and each action's reply tokens are computed once."""
 
-    def __init__(self, game_module, tokenizer, agent: str | None = None, system_prompt: str | None = None):
-        self.game, self.tokenizer, self.agent = game_module, tokenizer, agent
-        self.action_names = list(game_module.action_names(agent))
+    def __init__(self, game, tokenizer, agent: str | None = None, system_prompt: str | None = None):
+        self.game, self.tokenizer, self.agent = game, tokenizer, agent  # game: a games.Game
+        self.action_names = list(game.action_names(agent))
         self.system_prompt = system_prompt or SYSTEM_TEMPLATE.format(
-            rules=game_rules(game_module), actions=", ".join(self.action_names))
+            rules=game.rules, actions=", ".join(self.action_names))
         rendered = tokenizer.render_chat([{"role": "system", "content": self.system_prompt},
                                           {"role": "user", "content": _SENTINEL}], add_generation_prompt=True)
         if rendered.count(_SENTINEL) != 1:
@@ -123,9 +89,9 @@ class PromptBuilder:
                       legal, [self.reply_ids[i] for i in legal])
 
 
-def build_prompt(game_module, observation, agent, tokenizer, info: dict | None = None) -> Prompt:
-    """The exact prompt the LLM agent uses for `observation` (see PromptBuilder)."""
-    return PromptBuilder(game_module, tokenizer, agent).build(observation, info)
+def build_prompt(game, observation, agent, tokenizer, info: dict | None = None) -> Prompt:
+    """The exact prompt the LLM agent uses for `observation` in `game` (a games.Game; see PromptBuilder)."""
+    return PromptBuilder(game, tokenizer, agent).build(observation, info)
 
 
 def parse_action(text: str, names: list[str]) -> int | None:
@@ -165,8 +131,8 @@ class LLMAgent:
     KV cache), fused (constrained mode: the state's tokens and the replies in one forward rather
     than a prefill then a scoring pass), graphs (on a GPU, replay the decision's forward or
     each decode step from a CUDA graph; graphs=0 for eager), game, system_prompt, threads (torch's CPU threads, a
-    process-wide setting: on a CPU shared with other busy processes, 1 thread per process is
-    often several times faster than torch's default of one per core).
+    process-wide setting; 1 by default on a CPU, where torch's default of one per core makes
+    agents sharing a machine fight for it and run several times slower).
 
     last_timing: prefill_ms (prompt building and the forward passes over the prompt; with
     fused scoring, the whole decision), decode_ms (the scoring pass, or free generation),
@@ -199,7 +165,7 @@ class LLMAgent:
         if game is not None:
             from .. import games
 
-            self.game = games.module(game)
+            self.game = games.get(game)
         self.model = None
         self.agent_id = None
         self.builder: PromptBuilder | None = None
@@ -215,19 +181,22 @@ class LLMAgent:
     def attach_env(self, env) -> None:
         from .. import games
 
-        mod = games.module_for(env)
-        if mod is not None and mod is not self.game:
-            self.game, self.builder = mod, None
+        game = games.of_env(env)
+        if game is not None and game is not self.game:
+            self.game, self.builder = game, None
 
     def reset(self, agent_id, observation_space=None, action_space=None, seed=None) -> None:
         self.agent_id = agent_id
-        if self.threads:
-            import torch
-
-            torch.set_num_threads(self.threads)
         if self.model is None:
             self.model = get_model(self.model_name, self.precision, self.device)
             self.cache = self.model.new_cache(1024 if self.graphs and self.model.device.type == "cuda" else 512)
+        # one thread by default on a CPU: with torch's one per core, two agents of a match (or two
+        # tournament workers) fight for the cores and each decision runs several times slower
+        threads = self.threads or (1 if self.model.device.type == "cpu" else None)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         self.builder = None
         if self.game is not None:
             self._prepare()
