@@ -39,7 +39,7 @@ from ..errors import SpecError
 from .context import DecisionContext
 from .controllers import (CandidateInfo, Choice, LatencyModel, make_controller, precision_bits, prompt_bucket,
                           rank_candidates)
-from .llm import LLMAgent, get_model
+from .llm import LLMAgent
 from .spec import AgentSpec
 
 DEFAULT_PRECISIONS = ("bf16", "fp8", "fpx:0.3", "fpx:0.6", "nvfp4")
@@ -59,21 +59,6 @@ def parse_candidate(text: str) -> tuple[str, str]:
     if precision == "adaptive":
         raise SpecError(f"adaptive candidate {text!r}: a candidate needs a fixed precision")
     return model, precision
-
-
-def _model_bytes(model) -> int:
-    """Bytes of weights a loaded model keeps resident (dense parameters, buffers and the
-    quantized weights of its Linear layers), each tensor counted once."""
-    seen, total = set(), 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.device.type != "meta" and t.data_ptr() not in seen:
-            seen.add(t.data_ptr())
-            total += t.numel() * t.element_size()
-    for m in model.modules():
-        q = getattr(m, "qweight", None)
-        if q is not None:
-            total += int(q.nbytes)
-    return total
 
 
 def _free_bytes(device) -> int:
@@ -120,6 +105,7 @@ class AdaptiveAgent:
         self._new_controller()
         self.spec = "adaptive:" + ",".join(keys)
         self.loaded = False
+        self.plans: list[str] = []  # each candidate's plan name in its (shared) model
         self.dropped: list[str] = []  # candidates left out for memory
         self.agent_id = None
         self.plan: str | None = None
@@ -142,7 +128,7 @@ class AdaptiveAgent:
         that do not fit the memory budget where asked to."""
         if self.loaded:
             return
-        from ..llm.loader import open_checkpoint
+        from ..llm.loader import open_checkpoint, shared_model
 
         params = {}
         for info in self.infos:
@@ -165,8 +151,14 @@ class AdaptiveAgent:
             self.infos = [self.infos[i] for i in keep]
             rank_candidates(self.infos)
             self.counts = [0] * len(self.agents)
-        for agent in self.agents:  # the LLM agents' reset() takes these from get_model's cache
-            get_model(agent.model_name, agent.precision, agent.device)
+        # one model per checkpoint holding every candidate's plan; each candidate keeps its own
+        # KV cache (and, on a GPU, its own CUDA graphs) and runs under its plan
+        self.plans = []
+        for agent, info in zip(self.agents, self.infos):
+            model, plan = shared_model(info.model, info.precision, agent.device)
+            agent.model = model
+            agent.cache = model.new_cache(1024 if agent.graphs and model.device.type == "cuda" else 512)
+            self.plans.append(plan)
         self.loaded = True
         self._new_controller()
 
@@ -174,10 +166,11 @@ class AdaptiveAgent:
         """Resident weight bytes: {"candidates": {key: bytes}, "total_bytes": each model once,
         "dropped": candidates left out for memory}."""
         self.load()
-        models = [get_model(a.model_name, a.precision, a.device) for a in self.agents]
-        per = {info.key: _model_bytes(m) for info, m in zip(self.infos, models)}
-        unique = {id(m): per[info.key] for info, m in zip(self.infos, models)}
-        return {"candidates": per, "total_bytes": sum(unique.values()), "dropped": list(self.dropped)}
+        per, storages = {}, {}
+        for info, agent, plan in zip(self.infos, self.agents, self.plans):
+            per[info.key] = agent.model.plan_bytes(plan)
+            storages.update(agent.model.plan_weights(plan).tensors())  # shared tensors once
+        return {"candidates": per, "total_bytes": sum(storages.values()), "dropped": list(self.dropped)}
 
     # --- scheduler hooks ----------------------------------------------------------------
     def attach_env(self, env) -> None:
@@ -187,8 +180,9 @@ class AdaptiveAgent:
     def reset(self, agent_id, observation_space=None, action_space=None, seed=None) -> None:
         self.load()
         self.agent_id = agent_id
-        for agent in self.agents:
-            agent.reset(agent_id, observation_space, action_space, seed)
+        for agent, plan in zip(self.agents, self.plans):
+            with agent.model.using(plan):  # the prompt prefix is prefilled under the candidate's plan
+                agent.reset(agent_id, observation_space, action_space, seed)
         # a match starts from nothing learned, so a reused agent plays as a fresh one would
         self._new_controller()
         self.counts = [0] * len(self.agents)
@@ -237,7 +231,8 @@ class AdaptiveAgent:
         predicted = self.controller.predicted_ms(i, choice)
         t1 = time.perf_counter()
         agent = self.agents[i]
-        action = agent.act(observation, info)
+        with agent.model.using(self.plans[i]):
+            action = agent.act(observation, info)
         self._last, self._pending = i, (i, choice)
         self.counts[i] += 1
         key = self.infos[i].key
@@ -250,6 +245,17 @@ class AdaptiveAgent:
 
     def __repr__(self):
         return f"AdaptiveAgent({', '.join(self.keys)}, controller={self.controller_name})"
+
+
+def candidate_keys(spec) -> list[str]:
+    """The ``<model>@<precision>`` keys of an adaptive spec's candidates (what per-candidate
+    latency profiles are looked up by); [] for any other spec."""
+    s = AgentSpec.parse(spec)
+    if s.kind == "adaptive":
+        return [f"{m}@{p}" for m, p in (parse_candidate(str(x).partition("?")[0]) for x in s.parts)]
+    if s.kind == "llm" and s.precision == "adaptive":
+        return [f"{s.model}@{p}" for p in DEFAULT_PRECISIONS]
+    return []
 
 
 def make_adaptive(parts=None, model: str | None = None, **options) -> AdaptiveAgent:
@@ -270,4 +276,4 @@ def make_adaptive(parts=None, model: str | None = None, **options) -> AdaptiveAg
     return AdaptiveAgent(parts[:-1] + [last], **options)
 
 
-__all__ = ["AdaptiveAgent", "make_adaptive", "parse_candidate", "DEFAULT_PRECISIONS"]
+__all__ = ["AdaptiveAgent", "make_adaptive", "candidate_keys", "parse_candidate", "DEFAULT_PRECISIONS"]

@@ -257,3 +257,48 @@ def test_controller_time_is_small_against_the_decision(isolated_fpx_cache):
     ctl = sorted(t["controller_ms"] for t in timings)
     total = sorted(t["total_ms"] for t in timings)
     assert ctl[len(ctl) // 2] <= 0.05 * total[len(total) // 2]
+
+
+TOURNAMENT = """
+name = "adaptive"
+format = "gauntlet"
+baselines = ["weak"]
+games_per_pairing = 2
+seed = 4
+
+[[agents]]
+name = "switcher"
+spec = "adaptive:arena-tiny@bf16,arena-tiny@nvfp4?threads=1"
+
+[[agents]]
+name = "weak"
+spec = "fighter/weak"
+
+[games.fighter]
+clock = "profile"
+tick_hz = 60
+env = { round_ticks = 240 }
+overage_ms = 150
+latency_profile = "profiles.json"
+"""
+
+
+def test_tournament_draws_per_candidate_and_reports_each_candidates_share(isolated_fpx_cache, tmp_path):
+    from fpx_arena.latency import save_profiles
+    from fpx_arena.tournaments.report import write_reports
+    from fpx_arena.tournaments.runner import run_tournament
+    from fpx_arena.tournaments.spec import load_spec
+
+    save_profiles(tmp_path / "profiles.json",
+                  [LatencyProfile(agent="llm:" + k, distribution=dict(v)) for k, v in PROFILES.items()]
+                  + [LatencyProfile.constant(0.0, agent="fighter/weak")])
+    (tmp_path / "spec.toml").write_text(TOURNAMENT)
+    outcome = run_tournament(load_spec(tmp_path / "spec.toml"), tmp_path / "run", workers=1, progress=False)
+    assert outcome.stored == outcome.total == 2
+    report = write_reports(tmp_path / "run", n_bootstrap=100)
+    row = report["summaries"][0].row("switcher")
+    assert set(row.candidates) == {"arena-tiny@bf16", "arena-tiny@nvfp4"}
+    assert sum(c["share"] for c in row.candidates.values()) == pytest.approx(1.0)
+    assert row.candidates["arena-tiny@bf16"]["mean_ms"] > row.candidates["arena-tiny@nvfp4"]["mean_ms"]
+    md = report["md"].read_text()
+    assert "Adaptive agents: decisions per candidate" in md and "arena-tiny@nvfp4" in md
