@@ -96,8 +96,34 @@ BAD = [
     ('latency_ms = { z = 80, weak = 0, reactive = 10 }', 'latency_ms = { z = 80, weak = 0 }', 25,
      "'reactive' (fighter/reactive) has no latency"),
     ('spec = "fighter/zoner"', 'spec = "fighter/zonre"', 14, "unknown fighter bot 'zonre'"),
-    ('tick_hz = 120', 'tick_hz = -1', 31, "tick_hz must be positive"),
+    ('tick_hz = 120', 'tick_hz = -1', 31, "tick_hz must be a finite number > 0"),
+    # issue 17, item 9: non-finite and absurd values fail at validation, naming the line
+    ('tick_hz = 120', 'tick_hz = inf', 31, "tick_hz must be a finite number > 0"),
+    ('tick_hz = 120', 'tick_hz = nan', 31, "got nan"),
+    ('tick_hz = 120', 'tick_hz = 120\nnetwork_delay_ms = inf', 32, "network_delay_ms must be a finite number"),
+    ('latency_ms = { z = 80, weak = 0, reactive = 10 }', 'latency_ms = { z = nan, weak = 0, reactive = 10 }', 26,
+     "latency_ms.z must be a finite number"),
+    ('latency_ms = 40', 'latency_ms = -inf', 10, "latency_ms must be a finite number >= 0"),
+    ('games_per_pairing = 4', 'games_per_pairing = 2000000000', 4, "games_per_pairing must be an integer >= 1 and <= 100000"),
+    ('seed = 5', 'seed = -1', 5, "seed must be an integer >= 0"),
+    ('seed = 5', 'seed = 5\n[ratings]\nbootstrap = 1000000000', 7, "bootstrap must be an integer >= 0 and <= 100000"),
+    ('tick_hz = 120', 'tick_hz = 120\ndecision_timeout_s = 0', 32, "decision_timeout_s must be a finite number > 0"),
+    ('tick_hz = 120', 'tick_hz = 120\noverage_ms = nan', 32, "overage_ms must be a finite number"),
 ]
+
+
+def test_a_schedule_too_large_to_build_is_refused_at_once():
+    """games_per_pairing under its own cap, times many pairings: refused from the spec's
+    numbers, before a schedule of millions of matches is built (issue 17, item 9)."""
+    import time
+
+    agents = "".join(f'[[agents]]\nname = "r{i}"\nspec = "random"\n' for i in range(50))
+    text = f'name = "big"\ngames_per_pairing = 1000\n{agents}[games.fighter]\nclock = "lockstep"\n'
+    t0 = time.perf_counter()
+    with pytest.raises(SpecError, match="schedules up to 1,225,000 matches") as info:
+        load_spec(text=text)
+    assert time.perf_counter() - t0 < 1 and "\n" not in str(info.value)
+    assert len(build_schedule(load_spec(text=text.replace("= 1000", "= 2")))) == 1225 * 2
 
 
 @pytest.mark.parametrize("old,new,line,words", BAD, ids=[b[3] for b in BAD])

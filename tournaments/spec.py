@@ -44,6 +44,17 @@ _ARENA_KEYS = {"game", "clock", "tick_hz", "late", "env", "latency_profile", "la
                "network_delay_ms", "max_ticks", "decision_timeout_s", "overage_ms", "deadline_ms"}
 _RATING_KEYS = {"bootstrap", "openskill", "anchor", "confidence", "seed"}
 
+# Caps far above any real tournament: beyond them a spec is a typo that would otherwise hang
+# building the schedule or allocating the bootstrap, not a run anyone meant.
+MAX_GAMES_PER_PAIRING = 100_000
+MAX_MATCHES = 1_000_000
+MAX_BOOTSTRAP = 100_000
+MAX_TICK_HZ = 10_000.0
+MAX_MS = 3_600_000.0  # an hour, in milliseconds
+MAX_SEED = (1 << 63) - 1
+# `llm:<model>@<precision>` inside an agent spec (also inside composite specs such as adaptive ones)
+LLM_PART = re.compile(r"llm:([^@?&,;|\s]+)(?:@([^?&,;|\s]+))?")
+
 
 @dataclass
 class AgentEntry:
@@ -106,6 +117,7 @@ class TournamentSpec:
     description: str = ""
     source: str = ""  # the TOML text
     path: str = ""
+    base_dir: str = ""  # the folder relative paths were resolved against (the spec file's)
 
     def error(self, path: tuple, message: str) -> SpecError:
         """A SpecError for the key at `path` of this spec, naming its file and line."""
@@ -122,7 +134,7 @@ class TournamentSpec:
         """A hash of everything that decides which matches exist and how they play (not of
         concurrency or placement): resuming with another identity would mix two tournaments."""
         d = asdict(self)
-        for key in ("concurrency", "gpus", "workers_per_gpu", "ratings", "description", "source", "path"):
+        for key in ("concurrency", "gpus", "workers_per_gpu", "ratings", "description", "source", "path", "base_dir"):
             d.pop(key)
         for agent in d["agents"]:
             agent.pop("optional")
@@ -199,6 +211,22 @@ class _Checker:
             self.fail(path + (key,), f"{key} must be {what or _kind_name(kinds)}, got {value!r}")
         return value
 
+    def number(self, table: dict, key: str, path: tuple, default=None, *, lo: float = 0.0, hi: float,
+               positive: bool = False, integer: bool = False, label: str | None = None):
+        """A finite number (an integer with integer=True) in [lo, hi] ((lo, hi] with positive):
+        NaN, inf and the absurd fail here, naming the line, instead of at the first match."""
+        kinds = int if integer else (int, float)
+        if key not in table:
+            return default
+        value = self.typed(table, key, kinds, path, default)
+        label = label or key
+        bad = not math.isfinite(value) or value > hi or value < lo or (positive and value <= lo)
+        if bad:
+            low = f"> {lo:g}" if positive else f">= {lo:g}"
+            self.fail(path + (key,), f"{label} must be {'an integer' if integer else 'a finite number'} "
+                      f"{low} and <= {hi:g}, got {value!r}")
+        return value
+
 
 def _kind_name(kinds) -> str:
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
@@ -209,9 +237,12 @@ def _kind_name(kinds) -> str:
 
 # --------------------------------------------------------------------------- loading
 
-def load_spec(path: str | Path | None = None, *, text: str | None = None, name: str | None = None) -> TournamentSpec:
-    """Parse and validate a tournament spec from a file or from `text`. Relative latency
-    profile paths are taken relative to the file (or to the working directory for text)."""
+def load_spec(path: str | Path | None = None, *, text: str | None = None, name: str | None = None,
+              base: str | Path | None = None) -> TournamentSpec:
+    """Parse and validate a tournament spec from a file or from `text`. Relative paths (latency
+    profiles, model folders and plan files in agent specs) are taken relative to `base`, else
+    the file's folder (the working directory for text without a path): a stored spec resumed
+    from another folder resolves them as when it started."""
     if text is None:
         if path is None:
             raise SpecError("load_spec needs a path or text")
@@ -220,11 +251,14 @@ def load_spec(path: str | Path | None = None, *, text: str | None = None, name: 
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise SpecError(f"tournament spec not found: {p}") from None
+        except IsADirectoryError:
+            raise SpecError(f"tournament spec {p} is a folder, not a TOML file") from None
         except (OSError, UnicodeDecodeError) as e:
             raise SpecError(f"cannot read tournament spec {p}: {e}") from None
-        where, base = str(p), p.resolve().parent
+        where, folder = str(p), p.resolve().parent
     else:
-        where, base = str(path or name or "<spec>"), Path(path).resolve().parent if path else Path.cwd()
+        where, folder = str(path or name or "<spec>"), Path(path).resolve().parent if path else Path.cwd()
+    base = Path(base).resolve() if base is not None else folder
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:  # its message already says "(at line N, column M)"
@@ -244,24 +278,20 @@ def _validate(data: dict, text: str, where: str, base: Path, default_name: str |
     if fmt not in FORMATS:
         c.fail(("format",), f"unknown format {fmt!r}; choose {' or '.join(FORMATS)}")
     paired = c.typed(data, "paired", bool, (), True)
-    per_pair = c.typed(data, "games_per_pairing", int, (), 2)
-    if per_pair < 1:
-        c.fail(("games_per_pairing",), f"games_per_pairing must be at least 1, got {per_pair}")
+    per_pair = c.number(data, "games_per_pairing", (), 2, lo=1, hi=MAX_GAMES_PER_PAIRING, integer=True)
     if paired and per_pair % 2:
         c.fail(("games_per_pairing",), f"games_per_pairing must be even with paired = true "
                f"(each seed is played from both sides), got {per_pair}")
-    seed = c.typed(data, "seed", int, (), 0)
+    seed = c.number(data, "seed", (), 0, hi=MAX_SEED, integer=True)
     concurrency = data.get("concurrency", "auto")
     if not (concurrency == "auto" or (isinstance(concurrency, int) and not isinstance(concurrency, bool)
-                                      and concurrency >= 1)):
+                                      and 1 <= concurrency <= 4096)):
         c.fail(("concurrency",), f"concurrency must be a positive integer or \"auto\", got {concurrency!r}")
     gpus = data.get("gpus", "auto")
     if not (gpus in ("auto", "none") or (isinstance(gpus, list) and all(
             isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus))):
         c.fail(("gpus",), f"gpus must be \"auto\", \"none\" or a list of GPU indices, got {gpus!r}")
-    workers_per_gpu = c.typed(data, "workers_per_gpu", int, (), 1)
-    if workers_per_gpu < 1:
-        c.fail(("workers_per_gpu",), "workers_per_gpu must be at least 1")
+    workers_per_gpu = c.number(data, "workers_per_gpu", (), 1, lo=1, hi=256, integer=True)
 
     agents = _agents(c, data, base)
     names = [a.name for a in agents]
@@ -283,6 +313,11 @@ def _validate(data: dict, text: str, where: str, base: Path, default_name: str |
         c.fail(("baselines",), "baselines only apply to format = \"gauntlet\"")
     if fmt == "gauntlet" and len(baselines) == len(names):
         c.fail(("baselines",), "a gauntlet needs at least one agent that is not a baseline")
+    n = len(names)
+    pairs = len(baselines) * (n - len(baselines)) if fmt == "gauntlet" else n * (n - 1) // 2
+    if pairs * per_pair * len(arenas) > MAX_MATCHES:
+        c.fail(("games_per_pairing",), f"this spec schedules up to {pairs * per_pair * len(arenas):,} matches "
+               f"({pairs} pairings x {per_pair} games x {len(arenas)} games); the limit is {MAX_MATCHES:,}")
 
     r = data.get("ratings", {})
     if not isinstance(r, dict):
@@ -291,28 +326,48 @@ def _validate(data: dict, text: str, where: str, base: Path, default_name: str |
         if key not in _RATING_KEYS:
             c.fail(("ratings", key), f"unknown ratings key {key!r}; known: {', '.join(sorted(_RATING_KEYS))}")
     ratings = RatingOptions(
-        bootstrap=c.typed(r, "bootstrap", int, ("ratings",), 1000),
+        bootstrap=c.number(r, "bootstrap", ("ratings",), 1000, hi=MAX_BOOTSTRAP, integer=True),
         openskill=c.typed(r, "openskill", bool, ("ratings",), False),
         anchor=c.typed(r, "anchor", str, ("ratings",), None),
         confidence=float(c.typed(r, "confidence", (int, float), ("ratings",), 0.95)),
-        seed=c.typed(r, "seed", int, ("ratings",), 0),
+        seed=c.number(r, "seed", ("ratings",), 0, hi=MAX_SEED, integer=True),
     )
     if ratings.anchor is not None and ratings.anchor not in names:
         c.fail(("ratings", "anchor"), f"anchor {ratings.anchor!r} is not one of the agents")
-    if not 0.5 <= ratings.confidence < 1:
+    if not 0.5 <= ratings.confidence < 1:  # NaN fails here too
         c.fail(("ratings", "confidence"), "confidence must be in [0.5, 1)")
-    if ratings.bootstrap < 0:
-        c.fail(("ratings", "bootstrap"), "bootstrap must be >= 0")
 
     return TournamentSpec(
         name=name, agents=agents, arenas=arenas, format=fmt, baselines=baselines,
         games_per_pairing=per_pair, paired=paired, seed=seed, concurrency=concurrency, gpus=gpus,
         workers_per_gpu=workers_per_gpu, ratings=ratings,
-        description=c.typed(data, "description", str, (), ""), source=text, path=where,
+        description=c.typed(data, "description", str, (), ""), source=text, path=where, base_dir=str(base),
     )
 
 
+def resolve_agent_paths(spec: str, base: Path) -> str:
+    """The agent spec with each relative model path and plan file of its `llm:` parts made
+    absolute against `base`, so that workers and resumed runs find them from any folder."""
+    def fix(m):
+        model, precision = m.group(1), m.group(2)
+        if _is_path(model):
+            model = _resolve(base, model)
+        if precision is not None and (precision.lower().endswith(".json") or "/" in precision):
+            precision = _resolve(base, precision)
+        return f"llm:{model}" + (f"@{precision}" if precision is not None else "")
+
+    return LLM_PART.sub(fix, spec)
+
+
+def _is_path(model: str) -> bool:
+    return "/" in model or model.endswith(".gguf") or model.startswith((".", "~"))
+
+
 def _resolve(base: Path, value: str) -> str:
+    if value.startswith("package:"):  # a file shipped inside fpx_arena (the default's latency profiles)
+        from importlib.resources import files
+
+        return str(files("fpx_arena").joinpath(value[len("package:"):]))
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
 
@@ -346,12 +401,10 @@ def _agents(c: _Checker, data: dict, base: Path) -> list[AgentEntry]:
         games = c.typed(entry, "games", list, path)
         if games is not None and not all(isinstance(g, str) for g in games):
             c.fail(path + ("games",), "games must be a list of game names from [games]")
-        latency = c.typed(entry, "latency_ms", (int, float), path)
-        if latency is not None and (latency < 0 or not math.isfinite(latency)):
-            c.fail(path + ("latency_ms",), f"latency_ms must be >= 0, got {latency}")
+        latency = c.number(entry, "latency_ms", path, hi=MAX_MS)
         profile = c.typed(entry, "latency_profile", str, path)
         out.append(AgentEntry(
-            name=name, spec=spec.strip(), games=games,
+            name=name, spec=resolve_agent_paths(spec.strip(), base), games=games,
             latency_ms=float(latency) if latency is not None else None,
             latency_profile=_resolve(base, profile) if profile else None,
             optional=c.typed(entry, "optional", bool, path, False),
@@ -385,22 +438,15 @@ def _arenas(c: _Checker, data: dict, base: Path, names: list[str]) -> list[Arena
         late = c.typed(table, "late", str, path, "noop")
         if late not in LATE_POLICIES:
             c.fail(path + ("late",), f"unknown late policy {late!r}; choose noop or repeat")
-        tick_hz = c.typed(table, "tick_hz", (int, float), path)
-        if tick_hz is not None and not tick_hz > 0:
-            c.fail(path + ("tick_hz",), f"tick_hz must be positive, got {tick_hz}")
+        tick_hz = c.number(table, "tick_hz", path, positive=True, hi=MAX_TICK_HZ)
         env = c.typed(table, "env", dict, path, {})
         latency = c.typed(table, "latency_ms", dict, path, {})
         for agent, ms in latency.items():
             if agent not in names:
                 c.fail(path + ("latency_ms", agent), f"latency_ms names unknown agent {agent!r}")
-            if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
-                c.fail(path + ("latency_ms", agent), f"latency_ms.{agent} must be a number >= 0")
-        delay = table.get("network_delay_ms")
-        if delay is not None and not (isinstance(delay, (int, float)) and not isinstance(delay, bool) and delay >= 0):
-            c.fail(path + ("network_delay_ms",), "network_delay_ms must be a number >= 0")
-        max_ticks = c.typed(table, "max_ticks", int, path)
-        if max_ticks is not None and max_ticks < 1:
-            c.fail(path + ("max_ticks",), "max_ticks must be at least 1")
+            c.number(latency, agent, path + ("latency_ms",), hi=MAX_MS, label=f"latency_ms.{agent}")
+        delay = c.number(table, "network_delay_ms", path, hi=MAX_MS)
+        max_ticks = c.number(table, "max_ticks", path, lo=1, hi=100_000_000, integer=True)
         profile = c.typed(table, "latency_profile", str, path)
         out.append(ArenaSpec(
             label=label, game=c.typed(table, "game", str, path, label), clock=clock,
@@ -408,9 +454,9 @@ def _arenas(c: _Checker, data: dict, base: Path, names: list[str]) -> list[Arena
             latency_profile=_resolve(base, profile) if profile else None,
             latency_ms={k: float(v) for k, v in latency.items()},
             network_delay_ms=float(delay) if delay is not None else None, max_ticks=max_ticks,
-            decision_timeout_s=float(c.typed(table, "decision_timeout_s", (int, float), path, 5.0)),
-            overage_ms=c.typed(table, "overage_ms", (int, float), path),
-            deadline_ms=c.typed(table, "deadline_ms", (int, float), path),
+            decision_timeout_s=float(c.number(table, "decision_timeout_s", path, 5.0, positive=True, hi=3600.0)),
+            overage_ms=c.number(table, "overage_ms", path, hi=MAX_MS),
+            deadline_ms=c.number(table, "deadline_ms", path, positive=True, hi=MAX_MS),
         ))
     return out
 
