@@ -19,8 +19,7 @@ import time
 
 from .agents.process import AgentDied
 
-TRUSTED_MODULES = ("fpx_arena.agents.base", "fpx_arena.agents.fighter_bots", "fpx_arena.agents.market_bots",
-                   "fpx_arena.games.")
+TRUSTED_MODULES = ("fpx_arena.agents.base", "fpx_arena.games.")  # games/<name>/bots.py: the scripted bots
 _hung: dict = {}  # id(agent) -> (agent, thread): agents whose abandoned call has not returned
 _hung_lock = threading.Lock()
 

@@ -33,7 +33,7 @@ def add_arguments(p):
 def run(args) -> int:
     import torch  # the engine below imports torch: `fpx-arena --help` must not
 
-    from ..llm import open_checkpoint
+    from ..llm import load_model, open_checkpoint
     from ..llm.calibrate import eps_by_kind, ranking
     from ..llm.model import Transformer
     from ..llm.precision import make_plan
@@ -48,7 +48,8 @@ def run(args) -> int:
 
     with torch.device("meta"):
         shapes = {n: (m.out_features, m.in_features) for n, m in Transformer(src.config).linear_layers().items()}
-    rec = ranking(src.path, data=args.data, device=args.device, progress=True)
+    rec = ranking(src.path, data=args.data, device=args.device, progress=True,
+                  load_dense=lambda path, device: load_model(path, "bf16", device))
     plan = make_plan(f"fpx:{args.gamma:g}", list(shapes), lm_head=args.lm_head, eps=rec["eps"])
     plan.model_id = model_identity(src, shapes)
     plan.calibration = {k: rec[k] for k in ("data", "sequences", "tokens") if k in rec}

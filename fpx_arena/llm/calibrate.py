@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..kernels import quantize_weight
 from . import qcache
-from .checkpoint import expected_tensors
+from .checkpoint import GGUFSource, HFSource, expected_tensors
 from .precision import is_block_linear, is_plan_file, make_plan, split_precision
 from .registry import resolve
 
@@ -142,16 +142,17 @@ def eps_by_kind(eps: dict[str, float]) -> dict[str, float]:
 
 
 # --- rankings for fpx:<gamma> ------------------------------------------------------------------
-def ranking(source: str, data: str | None = None, device=None, model=None, progress: bool = False) -> dict:
+def ranking(source: str, data: str | None = None, device=None, model=None, progress: bool = False,
+            load_dense=None) -> dict:
     """The FP4 ranking record of a checkpoint ({"eps": {layer: eps}, "tokens", "data", ...}):
-    from the disk cache, or measured on a bf16 copy of the model (``model`` if given) and cached."""
-    path, _ = resolve(source)
+    from the disk cache, or measured on a dense (bf16) copy of the model and cached: ``model``
+    if given, else ``load_dense(path, device)`` (the loader's ``load_model`` at bf16: passed in,
+    because the loader imports this module)."""
+    path, kind = resolve(source)
     sha = qcache.checkpoint_sha256(path)
     key = data_key(data)
     if model is None:
-        from .loader import open_checkpoint  # loader imports this module
-
-        cfg = open_checkpoint(path).config
+        cfg = (GGUFSource(path) if kind == "gguf" else HFSource(path)).config
         names = [n[: -len(".weight")] for n, s in expected_tensors(cfg).items()
                  if len(s) == 2 and n.endswith("_proj.weight")]
     else:
@@ -160,9 +161,9 @@ def ranking(source: str, data: str | None = None, device=None, model=None, progr
     if hit is not None:
         return hit
     if model is None:
-        from .loader import load_model  # loader imports this module
-
-        model = load_model(path, "bf16", device)
+        if load_dense is None:
+            raise ValueError("ranking: no cached ranking, and neither model nor load_dense to measure one")
+        model = load_dense(path, device)
     ids = calibration_ids(model.tokenizer, data)
     if not ids:
         raise UserError(f"calibration data {data or DEFAULT_DATA}: no text of two tokens or more")
@@ -174,16 +175,16 @@ def ranking(source: str, data: str | None = None, device=None, model=None, progr
 
 
 def plan_for_model(precision: str, src, shapes: dict[str, tuple[int, int]], device=None,
-                   lm_head: str | None = None):
+                   lm_head: str | None = None, load_dense=None):
     """The Plan of ``precision`` for the checkpoint ``src`` whose linear layers have ``shapes``:
-    fpx:<gamma> takes its ranking from the cache or calibrates; plan files are checked against
-    this model's identity."""
+    fpx:<gamma> takes its ranking from the cache or calibrates (on ``load_dense(path, device)``,
+    see ``ranking``); plan files are checked against this model's identity."""
     base, _ = split_precision(precision)
     names = list(shapes)
     p = base.strip().lower()
     if p.startswith("fpx:"):
         make_plan(precision, [], lm_head=lm_head)  # the string first, before any calibration
-        rec = ranking(src.path, device=device)
+        rec = ranking(src.path, device=device, load_dense=load_dense)
         plan = make_plan(precision, names, lm_head=lm_head, eps=rec["eps"])
         plan.calibration = {k: rec[k] for k in ("data", "sequences", "tokens") if k in rec}
         plan.model_id = qcache.model_identity(src, shapes)

@@ -107,7 +107,7 @@ class CheckpointWeights:
 
     def plan(self, precision: str, model, lm_head: str | None = None, eps: dict | None = None):
         shapes = {n: (m.out_features, m.in_features) for n, m in model.linear_layers().items()}
-        return plan_for_model(precision, self.state.src, shapes, self.device, lm_head)
+        return plan_for_model(precision, self.state.src, shapes, self.device, lm_head, load_dense=_load_dense)
 
     def build(self, model, plan, pool: dict) -> plans_mod.PlanWeights:
         t0 = time.perf_counter()
@@ -122,6 +122,11 @@ class CheckpointWeights:
                            "qcache": None if entry is None else ("hit" if cached is not None else "miss"),
                            "qcache_path": entry.tensors_path if entry is not None else None}
         return pw
+
+
+def _load_dense(path: str, device):
+    """A bf16 model for FPX calibration (calibrate.py cannot import this module: it is imported here)."""
+    return load_model(path, "bf16", device)
 
 
 def load_model(source, precision: str = "bf16", device=None, *, tokenizer: bool = True,
