@@ -248,6 +248,15 @@ def test_replay_of_an_adaptive_match_resimulates_and_names_each_candidate(isolat
     mine = [t for (i, *_), t in zip(data["decisions"], data["timings"]) if i == 0]
     assert [t["candidate"] for t in mine] == [k for _, _, k in chosen(result)]
     assert {t["plan"] for t in mine} == {"arena-tiny@bf16", "arena-tiny@nvfp4"}
+    # the viewer's plan label follows the candidate of the last decision that landed
+    from fpx_arena.viewer.timeline import ReplayTimeline
+
+    timeline = ReplayTimeline(data)
+    landed = sorted((d[2], t["candidate"]) for d, t in zip(data["decisions"], data["timings"]) if d[0] == 0)
+    for frame in (landed[0][0] + 1, landed[len(landed) // 2][0] + 1, timeline.frames - 1):
+        view = timeline.views(frame)[0]
+        assert view.plan == [c for land, c in landed if land < frame][-1]
+        assert view.label == "adaptive (2 candidates)" and view.precision == "adaptive"
 
 
 def test_controller_time_is_small_against_the_decision(isolated_fpx_cache):

@@ -41,6 +41,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
         parsed = AgentSpec.parse(spec)
     except SpecError:  # a spec recorded by a plug-in or an older version: shown as it is
         return (spec or "").split("?", 1)[0], ""
+    if parsed.kind == "adaptive":  # the candidate of each decision is shown as its plan
+        return f"adaptive ({len(parsed.parts)} candidates)", "adaptive"
     return parsed.label, parsed.precision or ""
 
 
@@ -105,9 +107,13 @@ class ReplayTimeline:
                 row.append(acc)
             self.missed.append(row)
         per_agent = [[] for _ in range(n)]
-        for d in data.get("decisions") or []:
+        timings = data.get("timings") or []
+        for j, d in enumerate(data.get("decisions") or []):
             i, start, land, latency, status = d[:5]
-            per_agent[i].append((start, land if land is not None else start, latency, status))
+            # an adaptive agent's timing names the candidate (plan) that made the decision
+            timing = timings[j] if j < len(timings) else None
+            plan = timing.get("plan") if isinstance(timing, dict) else None
+            per_agent[i].append((start, land if land is not None else start, latency, status, plan))
         self.by_start = [sorted(p, key=lambda d: d[0]) for p in per_agent]
         self.starts = [[d[0] for d in p] for p in self.by_start]
         self.by_land = [sorted(p, key=lambda d: d[1]) for p in per_agent]
@@ -132,8 +138,9 @@ class ReplayTimeline:
             j = bisect.bisect_left(self.lands[i], frame)
             v.decisions = j
             if j:
-                _, _, latency, status = self.by_land[i][j - 1]
+                _, _, latency, status, plan = self.by_land[i][j - 1]
                 v.last_latency_ms = latency
+                v.plan = plan_text(plan)
                 v.last_status = "" if status == OK else STATUS_NAMES[status]
             out.append(v)
         return out
