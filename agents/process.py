@@ -8,8 +8,11 @@ next match) starts a fresh child. ``interrupt()`` kills a child that hangs.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
+import signal
+import sys
 import traceback
 
 from ..errors import SpecError
@@ -27,9 +30,20 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
+def _die_with_parent():
+    """Ask Linux to kill this child when the process that plays its matches dies (even by
+    SIGKILL): an agent stuck in a call never reads the pipe that would tell it."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def _child(conn, spec: str, overrides: dict):
     from . import make
 
+    _die_with_parent()
     try:
         agent = make(spec, **overrides)
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises SpecError
@@ -67,6 +81,8 @@ class ProcessAgent:
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self._conn = None
+        self._reset_args = None
+        self._interrupted = False
         self.last_timing = None
         self._start()
 
@@ -119,15 +135,23 @@ class ProcessAgent:
     def reset(self, agent_id, observation_space, action_space, seed):
         if not self.alive:
             self._start()
-        self._call("reset", (agent_id, observation_space, action_space, seed))
+        self._interrupted = False
+        self._reset_args = (agent_id, observation_space, action_space, seed)
+        self._call("reset", self._reset_args)
 
     def act(self, observation, info, context=None):
+        if self._interrupted:  # the last call hung and was killed: a fresh child, reset as before
+            self._interrupted = False
+            self._start()
+            self._call("reset", self._reset_args)
         action, self.last_timing = self._call("act", (observation, info, context))
         return action
 
     def interrupt(self):
-        """Stop a call that hangs: kill the child (a fresh one starts at the next reset)."""
+        """Stop a call that hangs: kill the child; the next act() starts a fresh one (reset with
+        the match's arguments again), so a hang costs that decision."""
         if self._proc is not None and self._proc.is_alive():
+            self._interrupted = True
             self._proc.kill()
 
     def close(self):

@@ -17,6 +17,7 @@ which ends there, the other agent winning.
 """
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 import time
@@ -29,7 +30,7 @@ from . import games
 from .agents.context import DecisionContext
 from .agents.process import AgentDied
 from .clocks import Clock, agent_seed, device_sync, land_tick, make_clock
-from .errors import UserError
+from .errors import SpecError, UserError
 from .isolation import Guard, is_hung, trusted
 from .latency import latency_key
 from .slots import Slot, check_action
@@ -66,13 +67,14 @@ class MatchSpec:
         if ":" not in self.game:
             return games.make(self.game, **self.env_kwargs)
         module_name, _, attr = self.game.partition(":")
-        import importlib
-
         try:
             factory = getattr(importlib.import_module(module_name), attr or "parallel_env")
         except (ImportError, AttributeError) as e:
-            raise UserError(f"cannot load game {self.game!r}: {e}") from None
-        return factory(**self.env_kwargs)
+            raise SpecError(f"cannot load game {self.game!r}: {e}") from None
+        try:
+            return factory(**self.env_kwargs)
+        except TypeError as e:
+            raise SpecError(f"game {self.game!r}: {e}") from None
 
     def make_agents(self) -> dict:
         return {p: registry.make(s, isolate=self.isolate) for p, s in self.agents.items()}
@@ -451,7 +453,8 @@ class _Match:
             winner = leaders[0] if len(leaders) == 1 else None
         late = self.spec.late
         return MatchResult(
-            game=self.spec.game or game_name(env), seed=self.spec.seed, clock=self.clock.name,
+            game=self.spec.game if self.spec.game and ":" not in self.spec.game else game_name(env),
+            seed=self.spec.seed, clock=self.clock.name,
             tick_hz=self.tick_hz, late=late if isinstance(late, str) else "mixed", ticks=self.tick,
             winner=winner, stats=stats, trace=self.trace,
             final_digest=env.state_digest() if hasattr(env, "state_digest") else None,

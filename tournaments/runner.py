@@ -23,6 +23,7 @@ from .store import Store, StoreError
 from .worker import worker_main
 
 DB_NAME = "tournament.db"
+CRASHES_GIVEN_UP = 2  # a match that killed this many workers is never played again
 
 
 @dataclass
@@ -85,18 +86,23 @@ class LocalBackend:
         self.results = ctx.Queue()
         self.queues = [ctx.Queue() for _ in placement]
         threads = max(1, (os.cpu_count() or 1) // len(placement))
-        self.procs = [ctx.Process(target=worker_main, daemon=True, name=f"fpx-tournament-{i}",
-                                  args=(i, gpu, threads, spec, lat, str(run_dir / "replays"), self.queues[i],
-                                        self.results))
-                      for i, gpu in enumerate(placement)]
-        for p in self.procs:
-            p.start()
+        self.ctx, self.placement, self.threads, self.spec, self.lat = ctx, placement, threads, spec, lat
+        self.run_dir = run_dir
+        # not daemonic: a worker starts child processes for isolated agents; it still dies with
+        # this process (PR_SET_PDEATHSIG) and close() stops it
+        self.procs = [self._start(i) for i in range(len(placement))]
         self.busy = [0] * len(placement)
         self.owner: dict = {}  # match key -> worker index
-        self.run_dir = run_dir
         gpus = sorted({g for g in placement if g is not None})
         self.description = f"{len(placement)} worker{'s' * (len(placement) > 1)}" + (
             f" on GPU {','.join(gpus)}" if gpus else "")
+
+    def _start(self, i: int):
+        p = self.ctx.Process(target=worker_main, daemon=False, name=f"fpx-tournament-{i}",
+                             args=(i, self.placement[i], self.threads, self.spec, self.lat,
+                                   str(self.run_dir / "replays"), self.queues[i], self.results))
+        p.start()
+        return p
 
     def describe(self) -> str:
         return self.description
@@ -124,10 +130,20 @@ class LocalBackend:
         for e in events:
             self.busy[self.owner.pop(e[1])] -= 1
         if not events:
-            dead = [p for p in self.procs if p.exitcode is not None]
-            if dead:
-                raise UserError(f"worker {dead[0].name} died (exit code {dead[0].exitcode}); the matches it "
-                                f"was playing are not stored: continue with --resume {self.run_dir}")
+            for w, p in enumerate(self.procs):
+                if p.exitcode is None:
+                    continue
+                keys = [k for k, owner in self.owner.items() if owner == w]
+                if not keys:
+                    raise UserError(f"worker {p.name} died (exit code {p.exitcode}); continue with "
+                                    f"--resume {self.run_dir}")
+                # the matches it held are reported; a fresh worker takes its place
+                for k in keys:
+                    del self.owner[k]
+                    events.append(("crashed", k, f"worker {p.name} died (exit code {p.exitcode})"))
+                self.busy[w] = 0
+                self.queues[w] = self.ctx.Queue()
+                self.procs[w] = self._start(w)
         return events
 
     def close(self):
@@ -284,7 +300,9 @@ def _run(spec, store: Store, tasks, lat, run_dir: Path, *, backend, workers, ray
     if stray:
         raise StoreError(f"{store.path} holds {len(stray)} matches this spec does not schedule "
                          f"(e.g. {sorted(stray)[0]}): it belongs to another tournament")
-    pending = [t for t in tasks if t.key not in done and not (set(t.seats) & set(skipped))]
+    crashes = store.meta().get("worker_crashes", {})  # match key -> workers it killed
+    given_up = {k for k, n in crashes.items() if n >= CRASHES_GIVEN_UP}
+    pending = [t for t in tasks if t.key not in done and t.key not in given_up and not (set(t.seats) & set(skipped))]
     board = Leaderboard(spec)
     for m in store.matches(with_latencies=False):
         board.add(m.arena, m.agent_a, m.agent_b, m.score_a)
@@ -343,6 +361,17 @@ def _run(spec, store: Store, tasks, lat, run_dir: Path, *, backend, workers, ray
                         if bar is not None:
                             bar.total -= dropped
                             bar.refresh()
+                    elif kind == "crashed":
+                        crashes[key] = crashes.get(key, 0) + 1
+                        store.set_meta("worker_crashes", crashes)
+                        if crashes[key] >= CRASHES_GIVEN_UP:
+                            _say(bar, log, f"match {key} killed its worker {crashes[key]} times ({event[2]}): "
+                                 "given up, never played again")
+                            if bar is not None:
+                                bar.total -= 1
+                                bar.refresh()
+                        elif task is not None:
+                            queue.insert(0, task)
                     elif kind == "error":
                         with (run_dir / "errors.log").open("a") as f:
                             f.write(f"match {key}:\n{event[3]}\n")

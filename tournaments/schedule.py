@@ -8,10 +8,11 @@ the keys that have no stored result; a match's outcome depends on its seed and s
 from __future__ import annotations
 
 import hashlib
-import importlib
 from dataclasses import dataclass
 
 from ..errors import SpecError, UserError
+from ..match import MatchSpec
+from ..agents.adaptive import candidate_keys
 from .spec import ArenaSpec, TournamentSpec
 
 
@@ -42,19 +43,20 @@ def match_seed(base_seed: int, arena: str, seed_index: int) -> int:
 def make_env(arena: ArenaSpec):
     """A fresh env of the arena's game: a registered name (fpx_arena.games) or
     `package.module:function` for a game that is not registered."""
-    if ":" in arena.game:
-        module_name, _, attr = arena.game.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr or "parallel_env")
-        except (ImportError, AttributeError) as e:
-            raise SpecError(f"cannot load game {arena.game!r}: {e}") from None
-        try:
-            return factory(**arena.env)
-        except TypeError as e:
-            raise SpecError(f"game {arena.game!r}: {e}") from None
-    from .. import games
+    return MatchSpec(game=arena.game, env_kwargs=arena.env).make_env()
 
-    return games.make(arena.game, **arena.env)
+
+def match_spec(spec: TournamentSpec, task: MatchTask, latencies: dict) -> MatchSpec:
+    """The match a scheduled task plays: its arena's settings, its seats' agent specs and seed.
+    latencies: latencies(spec) (the profile clock's draw per arena and agent)."""
+    arena = spec.arena(task.arena)
+    seats = dict(zip(task.seat_ids, task.seats))
+    return MatchSpec(
+        game=arena.game, env_kwargs=dict(arena.env), agents={seat: spec.agent(name).spec for seat, name in seats.items()},
+        tick_hz=arena.tick_hz, clock=arena.clock, late=arena.late, seed=task.seed,
+        latency={seat: latencies[task.arena][name] for seat, name in seats.items()} if arena.clock == "profile" else None,
+        network_delay_ms=arena.network_delay_ms, overage_ms=arena.overage_ms, deadline_ms=arena.deadline_ms,
+        max_ticks=arena.max_ticks, decision_timeout_s=arena.decision_timeout_s, isolate=True)
 
 
 def game_name(arena: ArenaSpec) -> str:
@@ -129,9 +131,10 @@ def build_schedule(spec: TournamentSpec, *, seats: dict | None = None) -> list[M
 
 def latency_for(spec: TournamentSpec, arena: ArenaSpec, agent_name: str, _cache: dict | None = None):
     """What the profile clock draws an agent's decision latency from in `arena`: a constant ms
-    or a LatencyProfile. Precedence: the agent's latency_ms, the arena's latency_ms table, the
-    agent's latency_profile file, the arena's latency_profile file (looked up by the agent's
-    spec, then "*"). None for other clocks."""
+    or a LatencyProfile ({candidate: LatencyProfile} for an adaptive agent). Precedence: the
+    agent's latency_ms, the arena's latency_ms table, the agent's latency_profile file, the
+    arena's latency_profile file (looked up by the agent's spec, then by each of an adaptive
+    agent's candidates, then "*"). None for other clocks."""
     if arena.clock != "profile":
         return None
     from ..latency import load_profiles
@@ -153,9 +156,15 @@ def latency_for(spec: TournamentSpec, arena: ArenaSpec, agent_name: str, _cache:
             except UserError as e:
                 raise spec.error(where, str(e)) from None
         profiles = cache[path]
-        for key in (agent.spec, "*"):
-            if key in profiles:
-                return profiles[key]
+        if agent.spec in profiles:
+            return profiles[agent.spec]
+        # an adaptive agent: the profile of each candidate (llm:<model>@<precision> entries),
+        # which the profile clock draws from per decision
+        per = {k: profiles.get(k) or profiles.get("llm:" + k) for k in candidate_keys(agent.spec)}
+        if per and all(per.values()):
+            return per
+        if "*" in profiles:
+            return profiles["*"]
     raise spec.error(("games", arena.label, "clock"),
                      f"games.{arena.label} uses the profile clock but agent {agent_name!r} "
                      f"({agent.spec}) has no latency: give it latency_ms, add it to "
@@ -170,5 +179,5 @@ def latencies(spec: TournamentSpec) -> dict:
             for arena in spec.arenas}
 
 
-__all__ = ["MatchTask", "build_schedule", "match_seed", "make_env", "participants", "pairings",
+__all__ = ["MatchTask", "build_schedule", "match_spec", "match_seed", "make_env", "participants", "pairings",
            "latency_for", "latencies", "seat_ids"]

@@ -137,7 +137,7 @@ def summarize(task, result, *, replay: str | None, worker: str) -> dict:
             **_latency_summary(stats.latencies_ms),
             "latencies": array("f", stats.latencies_ms).tobytes(),
             "metrics": json.loads(json.dumps(stats.metrics, default=_plain)),
-            "last_error": stats.last_error or None,
+            "last_error": (f"forfeit: {stats.forfeit}" if getattr(stats, "forfeit", "") else stats.last_error) or None,
         }
     return {
         "key": task.key, "order": task.order, "arena": task.arena, "game": result.game, "seed": task.seed,

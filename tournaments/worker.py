@@ -13,7 +13,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from .schedule import game_name, make_env
+from .. import agents
+from ..isolation import is_hung
+from .schedule import match_spec
 from .store import summarize
 
 
@@ -31,7 +33,9 @@ def _one_line(e: BaseException) -> str:
 class MatchPlayer:
     """Plays scheduled matches with agents built once per worker and reused (the scheduler
     calls agent.reset with the match's seed before every match, so a reused agent plays exactly
-    as a fresh one would)."""
+    as a fresh one would). Module-path and plug-in agents run in child processes (a crash, an
+    exit or a hang forfeits the match, the worker plays on); an agent whose timed-out call is
+    still running (isolation.is_hung) is never reused: a fresh one is built."""
 
     def __init__(self, spec, latencies: dict, *, replay_dir: str | None, worker: str):
         self.spec = spec
@@ -44,12 +48,12 @@ class MatchPlayer:
     def agent(self, name: str):
         if name in self.failed:
             raise AgentUnavailable(name, self.failed[name])
+        if name in self.agents and is_hung(self.agents[name]):
+            del self.agents[name]
         if name not in self.agents:
-            from .. import agents
-
             entry = self.spec.agent(name)
             try:
-                self.agents[name] = agents.make(entry.spec)
+                self.agents[name] = agents.make(entry.spec, isolate=True)
             except Exception as e:  # SpecError, CheckpointError, a missing model, an import error
                 self.failed[name] = f"agent {name!r} ({entry.spec}) is unavailable: {_one_line(e)}"
                 raise AgentUnavailable(name, self.failed[name]) from None
@@ -64,14 +68,9 @@ class MatchPlayer:
             return ("error", task.key, f"{type(e).__name__}: {_one_line(e)}", traceback.format_exc())
 
     def _play(self, task):
-        from ..scheduler import run_match
-
-        arena = self.spec.arena(task.arena)
-        agents = {seat: self.agent(name) for seat, name in zip(task.seat_ids, task.seats)}
-        latency = None
-        if arena.clock == "profile":
-            latency = {seat: self.latencies[task.arena][name] for seat, name in zip(task.seat_ids, task.seats)}
-        env = make_env(arena)
+        match = match_spec(self.spec, task, self.latencies)
+        players = {seat: self.agent(name) for seat, name in zip(task.seat_ids, task.seats)}
+        env = match.make_env()
         if self.replay_dir is not None:
             record = self.replay_dir / task.replay_name
         else:  # a remote worker: record locally, ship the bytes to the driver
@@ -79,13 +78,7 @@ class MatchPlayer:
             os.close(fd)
             record = Path(tmp)
         try:
-            result = run_match(
-                env, agents, tick_hz=arena.tick_hz, clock=arena.clock, late=arena.late, seed=task.seed,
-                record=record, latency=latency, network_delay_ms=arena.network_delay_ms,
-                overage_ms=arena.overage_ms, deadline_ms=arena.deadline_ms, max_ticks=arena.max_ticks,
-                decision_timeout_s=arena.decision_timeout_s,
-                game=None if ":" in arena.game else game_name(arena), env_kwargs=arena.env,
-            )
+            result = match.play(env, players, record=record)
             # the scheduler plays on with an agent whose reset() failed (it just never acts);
             # in a tournament that is an agent that cannot play, not a lost match
             for seat, name in zip(task.seat_ids, task.seats):
@@ -104,6 +97,11 @@ class MatchPlayer:
                 record.unlink(missing_ok=True)
         summary = summarize(task, result, replay=f"replays/{task.replay_name}", worker=self.worker)
         return ("done", task.key, summary, replay_bytes)
+
+    def close(self):
+        for agent in self.agents.values():
+            if hasattr(agent, "close"):
+                agent.close()
 
 
 # --------------------------------------------------------------------------- local processes
@@ -145,5 +143,6 @@ def worker_main(index: int, gpu: str | None, threads: int, spec, latencies, repl
                 return
             continue
         if task is None:
+            player.close()
             return
         results.put(player.play(task))
