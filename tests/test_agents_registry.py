@@ -79,3 +79,40 @@ def test_the_documented_example_runs():
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "docs.examples.my_agent:KeepA" in out.stdout and "winner:" in out.stdout
+
+
+@pytest.mark.parametrize("text,kind,fields", [
+    ("random", "builtin", {"name": "random"}),
+    ("fighter/reactive", "family", {"family": "fighter", "name": "reactive"}),
+    ("llm:arena-tiny@fp8", "llm", {"model": "arena-tiny", "precision": "fp8", "model_backed": True}),
+    ("llm:arena-tiny", "llm", {"precision": "bf16"}),
+    ("llm:m@fpx:0.3?mode=free&max_tokens=8", "llm", {"precision": "fpx:0.3", "kwargs": {"mode": "free", "max_tokens": 8}}),
+    ("llm:./models/x@plan.json", "llm", {"model": "./models/x", "precision": "plan.json"}),
+    ("adaptive:arena-small@fp8,llm:arena-tiny@bf16?controller=bandit", "adaptive",
+     {"kwargs": {"controller": "bandit"}, "model_backed": True}),
+    ("pkg.mod:Cls?depth=3&deep=true&x=1.5", "module", {"kwargs": {"depth": 3, "deep": True, "x": 1.5},
+                                                        "isolatable": True}),
+    ("keepaway", "entry", {"isolatable": True, "model_backed": False}),
+])
+def test_agent_spec_parses_and_round_trips(text, kind, fields):
+    spec = agents.AgentSpec.parse(text)
+    assert spec.kind == kind and str(spec) == text
+    assert agents.AgentSpec.parse(str(spec)) == spec and agents.AgentSpec.parse(spec) is spec
+    for key, value in fields.items():
+        assert getattr(spec, key) == value, key
+    assert agents.AgentSpec.parse(f"  {text} ") == spec
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "non-empty"), ("llm:@fp8", "llm:<model>@<precision>"), ("pkg.mod:", "package.module:Class"),
+    ("fighter/", "<game>/<bot>"), ("random?x", "expected key=value"), (3, "non-empty string"),
+])
+def test_agent_spec_refuses_malformed_specs_in_one_line(text, message):
+    with pytest.raises(SpecError, match=message):
+        agents.AgentSpec.parse(text)
+
+
+def test_make_accepts_an_agent_spec_and_options():
+    spec = agents.AgentSpec.parse(f"{__name__}:Configurable").with_options(depth=4)
+    agent = agents.make(spec)
+    assert agent.depth == 4 and agent.spec == f"{__name__}:Configurable?depth=4"

@@ -368,3 +368,64 @@ def test_latency_profile_files_round_trip_and_reject_garbage(tmp_path):
     path.write_text("[1, 2")
     with pytest.raises(UserError, match="not valid JSON"):
         load_profiles(path)
+
+
+class ContextRecorder(Recorder):
+    """A Recorder that takes the scheduler's DecisionContext."""
+
+    def act(self, observation, info, context=None):
+        self.contexts = getattr(self, "contexts", []) + [context]
+        return super().act(observation, info)
+
+
+class UrgentTickEnv(TickEnv):
+    def reset(self, seed=None, options=None):
+        obs, _ = super().reset(seed=seed)
+        return obs, {a: {"urgency": 0.25} for a in self.agents}
+
+
+@pytest.mark.parametrize("clock", ["lockstep", "profile", "measured", "wall"])
+def test_agents_that_take_a_context_get_one_and_plain_agents_do_not(clock):
+    env = UrgentTickEnv(length=12)
+    ctx_agent, plain = ContextRecorder(), Recorder()
+    latency = {"a0": 25.0, "a1": 0.0} if clock == "profile" else None
+    r = run_match(env, {"a0": ctx_agent, "a1": plain}, clock=clock, latency=latency, overage_ms=30.0,
+                  tick_hz=100 if clock != "wall" else 50)
+    dt = 1000.0 / r.tick_hz
+    first, rest = ctx_agent.contexts[0], ctx_agent.contexts[1:]
+    assert first.tick == 0 and first.dt_ms == pytest.approx(dt) and first.clock == clock
+    assert first.deadline_ms == pytest.approx(dt) and first.urgency == 0.25
+    assert first.overage_left_ms == pytest.approx(30.0) and first.recent_latencies_ms == ()
+    for c in rest:
+        assert c.deadline_ms == pytest.approx((c.tick + 1) * dt)
+        if clock != "wall":
+            assert c.observed_at_ms == pytest.approx(c.tick * dt)
+        assert c.urgency is None  # only the first observation's info carries it
+    if clock == "profile":  # 25 ms against a 10 ms tick: the bank pays 15 ms twice, then runs dry
+        assert [c.overage_left_ms for c in ctx_agent.contexts[:3]] == pytest.approx([30.0, 15.0, 0.0])
+        assert ctx_agent.contexts[2].recent_latencies_ms == pytest.approx((10.0, 10.0))
+    assert len(plain.asked) >= 1  # called as act(observation, info)
+
+
+def test_match_spec_builds_and_plays_what_run_match_plays(tmp_path):
+    from fpx_arena import MatchSpec, games
+
+    spec = MatchSpec(game="fighter", env_kwargs={"round_ticks": 300}, agents={"p0": "fighter/reactive",
+                     "p1": "fighter/aggressive"}, clock="profile", latency={"p0": 50, "p1": 0}, seed=4)
+    a = spec.play(record=tmp_path / "m.replay")
+    env = games.make("fighter", round_ticks=300)
+    b = run_match(env, {"p0": make("fighter/reactive"), "p1": make("fighter/aggressive")}, clock="profile",
+                  latency={"p0": 50, "p1": 0}, seed=4)
+    assert a.trace.actions == b.trace.actions and a.final_digest == b.final_digest and a.game == "fighter"
+    data = replay.load(tmp_path / "m.replay")
+    assert data["env_kwargs"] == {"round_ticks": 300} and replay.resimulate(data)["matches"]
+    d = a.trace.decisions[0]
+    assert (d.agent, d.start, d.land, d.latency_ms) == (0, 0, 3, 50.0) and tuple(d[:5]) == (0, 0, 3, 50.0, 0)
+
+
+def test_lockstep_decisions_are_records_like_any_other():
+    env = TickEnv(length=5)
+    r = run_match(env, {"a0": Recorder(), "a1": make("random")}, clock="lockstep")
+    assert len(r.trace.decisions) == 10 and [d.start for d in r.trace.decisions[::2]] == [0, 1, 2, 3, 4]
+    assert all(d.latency_ms == 0.0 and d.land == d.start for d in r.trace.decisions)
+    assert r.to_dict(with_trace=True)["trace"]["decisions"][1][:2] == [1, 0]
