@@ -16,10 +16,12 @@ from pathlib import Path
 from .. import __version__
 from ..agents.spec import AgentSpec
 from ..errors import UserError
+from .machine import loadavg, session_record
 from .ratings import Game, fit_bradley_terry
 from .schedule import build_schedule, latencies, seat_ids
+from .inputs import check_inputs, resolved_inputs
 from .spec import TournamentSpec, load_spec
-from .store import Store, StoreError
+from .store import RunLock, Store, StoreError
 from .worker import worker_main
 
 DB_NAME = "tournament.db"
@@ -218,7 +220,10 @@ def spec_from_run(run_dir: Path) -> TournamentSpec:
         meta = store.meta()
     if "spec_source" not in meta:
         raise StoreError(f"{run_dir / DB_NAME} holds no tournament spec")
-    return load_spec(meta.get("spec_path"), text=meta["spec_source"], name=meta.get("name"))
+    # relative paths resolve against the folder the spec was in when the run started, not the
+    # folder the resume runs from (older runs stored none: their spec file's own folder)
+    return load_spec(meta.get("spec_path"), text=meta["spec_source"], name=meta.get("name"),
+                     base=meta.get("spec_dir"))
 
 
 def run_tournament(spec: TournamentSpec | None, run_dir, *, resume: bool = False, backend: str = "local",
@@ -242,19 +247,31 @@ def run_tournament(spec: TournamentSpec | None, run_dir, *, resume: bool = False
     elif db_path.exists():
         raise UserError(f"{db_path} already exists: pass --resume to continue that run, or choose another --out")
 
-    unavailable = _preflight(spec)
-    seats = {arena.label: seat_ids(spec, arena) for arena in spec.arenas}
-    tasks = build_schedule(spec, seats=seats)
-    lat = latencies(spec)
-    if resume:
-        store = Store.open(db_path)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        store = Store.create(db_path, {
-            "name": spec.name, "spec_source": spec.source, "spec_path": spec.path,
-            "spec_identity": spec.identity(), "fpx_arena_version": __version__,
-            "scheduled": len(tasks), "python": sys.version.split()[0],
-        })
+    lock = RunLock(run_dir).acquire()  # one runner per run: a second one is refused in one line
+    try:
+        inputs = resolved_inputs(spec)
+        if resume:
+            stored_inputs = spec_inputs(run_dir)
+            if stored_inputs is not None:
+                check_inputs(stored_inputs, inputs, str(run_dir))
+        elif db_path.exists():  # another runner created it since the check above
+            raise UserError(f"{db_path} already exists: pass --resume to continue that run, or choose another --out")
+        unavailable = _preflight(spec)
+        seats = {arena.label: seat_ids(spec, arena) for arena in spec.arenas}
+        tasks = build_schedule(spec, seats=seats)
+        lat = latencies(spec)
+        if resume:
+            store = Store.open(db_path)
+        else:
+            store = Store.create(db_path, {
+                "name": spec.name, "spec_source": spec.source, "spec_path": spec.path,
+                "spec_dir": spec.base_dir, "inputs": inputs,
+                "spec_identity": spec.identity(), "fpx_arena_version": __version__,
+                "scheduled": len(tasks), "python": sys.version.split()[0],
+            })
+    except BaseException:
+        lock.release()
+        raise
     try:
         stored_skips = store.skipped_agents()
         for name, message in unavailable.items():
@@ -265,6 +282,14 @@ def run_tournament(spec: TournamentSpec | None, run_dir, *, resume: bool = False
                     ray_address=ray_address, progress=progress, log=log)
     finally:
         store.close()
+        lock.release()
+
+
+def spec_inputs(run_dir: Path) -> dict | None:
+    """The inputs (files and models by content) a run started with; None for runs older than
+    this record."""
+    with Store.open(run_dir / DB_NAME) as store:
+        return store.meta().get("inputs")
 
 
 def _preflight(spec: TournamentSpec) -> dict:
@@ -309,6 +334,8 @@ def _run(spec, store: Store, tasks, lat, run_dir: Path, *, backend, workers, ray
     played = 0
     if pending:
         placement = plan_workers(spec, workers, len(pending))
+        session = session_record(placement, max(1, (os.cpu_count() or 1) // len(placement))
+                                 if backend == "local" else None)
         if backend == "ray":
             from .ray_backend import RayBackend
 
@@ -385,6 +412,8 @@ def _run(spec, store: Store, tasks, lat, run_dir: Path, *, backend, workers, ray
             engine.close()
             if bar is not None:
                 bar.close()
+            session.update(loadavg_end=loadavg(), played=played)  # the report names the machine
+            store.set_meta("sessions", store.meta().get("sessions", []) + [session])
     return RunOutcome(run_dir=run_dir, db_path=store.path, total=len(tasks), stored=store.count(),
                       played=played, skipped_agents=dict(skipped), elapsed_s=time.monotonic() - started)
 
@@ -408,7 +437,9 @@ def _progress_bar(total, initial, enabled, engine):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="match", dynamic_ncols=True, file=sys.stderr,
+    # smoothing=0: the ETA from the mean rate since the start; matches of bots and of models
+    # differ tenfold in length, and a moving average made the ETA jump with each kind
+    return tqdm(total=total, initial=initial, unit="match", dynamic_ncols=True, file=sys.stderr, smoothing=0,
                 desc=f"tournament ({getattr(engine, 'describe', lambda: '')()})".replace(" ()", ""))
 
 

@@ -4,10 +4,18 @@ Crash safety: each match is one transaction (synchronous=FULL), so a run killed 
 keeps every match it reported and none half-written; `--resume` plays exactly the scheduled keys
 that have no row. The schema is versioned: a database written by a newer fpx-arena is refused
 with a clear message instead of being misread.
+
+Every database or disk problem is one StoreError line: a damaged file (checked with SQLite's
+quick_check when opened), meta that is not JSON, a full disk (the match being stored is rolled
+back; every match stored before stays). One runner per run folder: ``RunLock``.
 """
 from __future__ import annotations
 
+import fcntl
+import functools
 import json
+import os
+import socket
 import sqlite3
 import time
 from array import array
@@ -77,6 +85,79 @@ class StoreError(UserError):
     """A tournament database that cannot be used as it is."""
 
 
+def _db_message(path, e: Exception, doing: str) -> str:
+    code = getattr(e, "sqlite_errorcode", None)
+    text = " ".join(str(e).split()) or type(e).__name__
+    if code == 13 or "full" in text:  # SQLITE_FULL
+        return (f"{path}: the disk is full ({text}) while {doing}: nothing of it was written and everything "
+                "stored before is intact; free some space and continue with --resume")
+    if code in (11, 26) or "malformed" in text or "not a database" in text:  # SQLITE_CORRUPT, SQLITE_NOTADB
+        return f"{path}: the tournament database is damaged ({text}); it cannot be used as it is"
+    if isinstance(e, ValueError):
+        return f"{path}: the tournament database holds unreadable data while {doing} ({text[:120]})"
+    return f"{path}: database error while {doing} ({text})"
+
+
+def _guarded(doing: str):
+    """Database and decoding errors of a Store method as one StoreError line."""
+    def wrap(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except (sqlite3.DatabaseError, ValueError) as e:
+                raise StoreError(_db_message(self.path, e, doing)) from None
+        return run
+    return wrap
+
+
+class RunLock:
+    """One runner per run folder: an exclusive flock on ``<run>/run.lock``, held while this
+    process lives. The kernel drops a flock when its process dies, so the lock of a killed
+    runner is simply taken over; the file names the holder for the refusal message."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / "run.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(f"cannot lock the run folder {self.path.parent}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except ValueError:
+                holder = {}
+            os.close(fd)
+            who = (f"process {holder.get('pid')} on {holder.get('host')} since "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(holder.get('since', 0)))}"
+                   if isinstance(holder, dict) and holder.get("pid") else "another process")
+            raise StoreError(f"{self.path.parent} is being run by {who}: one runner per run; wait for it "
+                             "to finish or stop it, then --resume") from None
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info, 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 @dataclass
 class MatchRecord:
     """One finished match as stored (what ratings and reports read)."""
@@ -136,7 +217,8 @@ def summarize(task, result, *, replay: str | None, worker: str) -> dict:
             "abstained": stats.abstained, "missed_ticks": stats.missed_ticks,
             **_latency_summary(stats.latencies_ms),
             "latencies": array("f", stats.latencies_ms).tobytes(),
-            "metrics": json.loads(json.dumps(stats.metrics, default=_plain)),
+            "metrics": json.loads(json.dumps({**stats.metrics, **_candidates(result, seat, stats.spec)},
+                                             default=_plain)),
             "last_error": (f"forfeit: {stats.forfeit}" if getattr(stats, "forfeit", "") else stats.last_error) or None,
         }
     return {
@@ -146,6 +228,20 @@ def summarize(task, result, *, replay: str | None, worker: str) -> dict:
         "clock": result.clock, "tick_hz": result.tick_hz, "final_digest": result.final_digest,
         "replay": replay, "wall_time_s": result.wall_time_s, "worker": worker, "agents": agents,
     }
+
+
+def _candidates(result, seat, spec: str) -> dict:
+    """An adaptive agent's decisions per candidate: {"candidates": {key: {"decisions": n,
+    "latency_ms": charged ms summed}}} from each decision's timing (empty for other agents)."""
+    if not (spec.startswith("adaptive:") or "@adaptive" in spec):
+        return {}
+    i, out = result.trace.agents.index(seat), {}
+    for d in result.trace.decisions:
+        if d[0] == i and d[3] is not None and isinstance(d[5], dict) and "candidate" in d[5]:
+            c = out.setdefault(d[5]["candidate"], {"decisions": 0, "latency_ms": 0.0})
+            c["decisions"] += 1
+            c["latency_ms"] += float(d[3])
+    return {"candidates": out} if out else {}
 
 
 def _plain(x):
@@ -176,15 +272,18 @@ class Store:
         path = Path(path)
         if path.exists():
             raise StoreError(f"{path} already exists: pass --resume to continue that run")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = cls._connect(path)
-        conn.execute("BEGIN")  # schema, version and meta in one transaction: all or nothing
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                         [(k, json.dumps(v)) for k, v in {**meta, "created_at": time.time()}.items()])
-        conn.execute("COMMIT")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = cls._connect(path)
+            conn.execute("BEGIN")  # schema, version and meta in one transaction: all or nothing
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                             [(k, json.dumps(v)) for k, v in {**meta, "created_at": time.time()}.items()])
+            conn.execute("COMMIT")
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise StoreError(_db_message(path, e, "creating the database")) from None
         return cls(path, conn)
 
     @classmethod
@@ -197,12 +296,23 @@ class Store:
         try:
             conn = cls._connect(path)
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            # a damaged page is found now, in one line, not at some later read mid-report
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{path}: not an fpx-arena tournament database ({e})") from None
+            raise StoreError(f"{path}: not an fpx-arena tournament database, or a damaged one ({e})") from None
+        if problems != ["ok"]:
+            conn.close()
+            first = " ".join(problems[0].split())  # quick_check's report spans lines
+            raise StoreError(f"{path}: the tournament database is damaged ({first[:160]}); "
+                             "it cannot be used as it is")
         if "schema_version" not in tables:
             conn.close()
             raise StoreError(f"{path}: not an fpx-arena tournament database (no schema_version table)")
-        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        try:
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise StoreError(_db_message(path, e, "reading its schema version")) from None
         version = row[0] if row else None
         if not isinstance(version, int) or version < 1:
             conn.close()
@@ -223,9 +333,18 @@ class Store:
         self.close()
 
     # ----------------------------------------------------------------- meta
+    @_guarded("reading the run's settings (meta)")
     def meta(self) -> dict:
-        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
+        out = {}
+        for k, v in self.conn.execute("SELECT key, value FROM meta"):
+            try:
+                out[k] = json.loads(v)
+            except (ValueError, TypeError):
+                raise StoreError(f"{self.path}: the run setting {k!r} (meta) is not valid JSON: the database was "
+                                 "edited or damaged") from None
+        return out
 
+    @_guarded("storing a run setting (meta)")
     def set_meta(self, key: str, value) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
@@ -233,6 +352,12 @@ class Store:
     def add_match(self, summary: dict) -> None:
         """Commit one finished match (and its per-agent rows) in one transaction. A key that is
         already stored is an error: a match must never be counted twice."""
+        try:
+            self._add_match(summary)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(_db_message(self.path, e, f"storing match {summary['key']}")) from None
+
+    def _add_match(self, summary: dict) -> None:
         agents = summary["agents"]
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -255,23 +380,34 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise StoreError(f"match {summary['key']} is already stored ({e}): it would be counted twice") from None
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError:  # e.g. a full disk at commit: the transaction is still open
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
+    @_guarded("storing a skipped agent")
     def skip_agent(self, agent: str, reason: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO skipped_agents VALUES (?, ?, ?)", (agent, reason, time.time()))
 
     # ----------------------------------------------------------------- reading
+    @_guarded("reading the stored matches")
     def done_keys(self) -> set:
         return {r[0] for r in self.conn.execute("SELECT key FROM matches")}
 
+    @_guarded("counting the stored matches")
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM matches").fetchone()[0]
 
+    @_guarded("reading the skipped agents")
     def skipped_agents(self) -> dict:
         return dict(self.conn.execute("SELECT agent, reason FROM skipped_agents"))
 
+    @_guarded("reading the stored matches")
     def matches(self, arena: str | None = None, *, with_latencies: bool = True) -> list[MatchRecord]:
         """Stored matches in schedule order (not finishing order)."""
         where, args = ("WHERE arena = ?", (arena,)) if arena else ("", ())
@@ -299,4 +435,4 @@ class Store:
         return out
 
 
-__all__ = ["Store", "StoreError", "MatchRecord", "SCHEMA_VERSION", "summarize"]
+__all__ = ["Store", "StoreError", "RunLock", "MatchRecord", "SCHEMA_VERSION", "summarize"]
