@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -42,7 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _working_folder_importable() -> None:
+    """`package.module:Class` specs name modules of the working folder, which `python -m` finds
+    and the console script would not. Appended last, so that a folder of the working tree (the
+    repository's bare kernels/, say) never shadows an installed package of the same name."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _working_folder_importable()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..agents.spec import AgentSpec
-from .ratings import (BTResult, Game, PairStats, fit_bradley_terry, mean_interval, openskill_ratings,
-                      pair_stats, pareto_front)
+from .ratings import (BTResult, Game, PairStats, bootstrap_mean, fit_bradley_terry, openskill_ratings,
+                      pair_stats, pareto_front, seeds_needed)
 from .spec import TournamentSpec
 from .store import MatchRecord
 
@@ -37,9 +37,11 @@ class AgentRow:
     timeouts: int = 0
     reward_mean: float = 0.0
     openskill: dict | None = None
-    metrics: dict = field(default_factory=dict)  # metric -> mean_interval dict
+    metrics: dict = field(default_factory=dict)  # metric -> bootstrap_mean dict
     pareto: bool = False
     candidate: bool = False
+    # adaptive agents: candidate -> {"decisions", "share", "mean_ms"} over the arena's matches
+    candidates: dict = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -61,6 +63,7 @@ class ArenaSummary:
     latencies: dict  # name -> np.ndarray of decision latencies (ms)
     bt: BTResult | None
     answer: str = ""
+    paired: bool = True
 
     def row(self, name: str) -> AgentRow:
         return next(r for r in self.rows if r.name == name)
@@ -104,7 +107,7 @@ def analyze(spec: TournamentSpec, records: list[MatchRecord], *, scheduled: dict
             row = AgentRow(name=name, spec=spec.agent(name).spec, rating=float(bt.ratings[i]),
                            lower=float(bt.lower[i]), upper=float(bt.upper[i]), openskill=skill.get(name),
                            candidate=name in cands)
-            samples, ticks, missed, rewards, metric_values = [], 0, 0, [], {}
+            samples, ticks, missed, rewards, metric_values, metric_units = [], 0, 0, [], {}, {}
             for m in recs:
                 a = m.agents.get(name)
                 if a is None:
@@ -123,17 +126,31 @@ def analyze(spec: TournamentSpec, records: list[MatchRecord], *, scheduled: dict
                 rewards.append(a["reward"])
                 if "latencies" in a:
                     samples.append(a["latencies"])
+                for key, use in ((a["metrics"] or {}).get("candidates") or {}).items():
+                    c = row.candidates.setdefault(key, {"decisions": 0, "latency_ms": 0.0})
+                    c["decisions"] += use["decisions"]
+                    c["latency_ms"] += use["latency_ms"]
                 for key, value in (a["metrics"] or {}).items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         metric_values.setdefault(key, []).append(float(value))
-            lat = np.concatenate(samples) if samples else np.zeros(0)
+                        # the matches of one seed of one pairing are resampled together
+                        metric_units.setdefault(key, []).append(((m.agent_a, m.agent_b), m.seed_index))
+            lat = np.concatenate(samples) if samples and arena.clock != "lockstep" else np.zeros(0)
             lat_samples[name] = lat
             if len(lat):
                 row.latency_mean_ms = float(lat.mean())
                 row.latency_p50_ms, row.latency_p99_ms = (float(v) for v in np.percentile(lat, [50, 99]))
             row.missed_rate = missed / ticks if ticks else 0.0
             row.reward_mean = float(np.mean(rewards)) if rewards else 0.0
-            row.metrics = {k: mean_interval(v, confidence=opts.confidence) for k, v in sorted(metric_values.items())}
+            total = sum(c["decisions"] for c in row.candidates.values())
+            row.candidates = {k: {"decisions": c["decisions"], "share": c["decisions"] / total,
+                                  "mean_ms": c["latency_ms"] / c["decisions"]}
+                              for k, c in sorted(row.candidates.items()) if c["decisions"]}
+            row.metrics = {}
+            for k, v in sorted(metric_values.items()):
+                strata, units = zip(*metric_units[k])
+                row.metrics[k] = bootstrap_mean(v, units=list(units), strata=list(strata), confidence=opts.confidence,
+                                                n_bootstrap=min(n_bootstrap, 1000), seed=seed)
             rows.append(row)
         points = {r.name: (r.rating, r.latency_mean_ms) for r in rows if r.latency_mean_ms is not None}
         for name in pareto_front(points):
@@ -151,7 +168,7 @@ def analyze(spec: TournamentSpec, records: list[MatchRecord], *, scheduled: dict
             deadline_ms=arena.deadline_ms or 1000.0 / tick_hz, matches=len(recs),
             scheduled=(scheduled or {}).get(arena.label, len(recs)), rows=rows,
             pairs=sorted(pairs.values(), key=lambda p: (order.index(p.a), order.index(p.b))),
-            winrate=(order, matrix), latencies=lat_samples, bt=bt)
+            winrate=(order, matrix), latencies=lat_samples, bt=bt, paired=spec.paired)
         summary.answer = recommendation(summary)
         out.append(summary)
     return out
@@ -161,46 +178,57 @@ def _fmt_ms(ms) -> str:
     return "no" if ms is None else f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
 
 
+DETECTABLE_ELO = 50  # the difference "how many seeds would it take" is asked about when two agents tie
+
+
+def _wdl(r: AgentRow) -> str:
+    return f"{r.wins}-{r.draws}-{r.losses}"
+
+
 def recommendation(s: ArenaSummary) -> str:
-    """The deployment answer for one arena, in one sentence, with its interval."""
+    """The deployment answer for one arena, in one sentence. It names a winner only when the
+    bootstrap interval of its lead over the next candidate excludes 0; otherwise it says "no
+    answer yet" and how many seeds per pairing would be needed; one candidate is no choice."""
     where = f"{s.game} at {s.tick_hz:g} Hz ({s.clock} clock)" if s.label == s.game else \
         f"{s.label} ({s.game} at {s.tick_hz:g} Hz, {s.clock} clock)"
     cands = [r for r in s.rows if r.candidate]
     if not cands or s.bt is None or not s.matches:
         return f"No results for {where} yet."
+    n = s.bt.seeds
+    over = f"over {n} seed{'s' * (n != 1)} per pairing"
     best = cands[0]
-    others, who = cands[1:], "the next best"
-    if not others:
-        others, who = [r for r in s.rows if r.name != best.name], "the best other agent"
-    lat = f"at {_fmt_ms(best.latency_mean_ms)} mean decision latency"
+
+    def lat(r: AgentRow) -> str:
+        return f", at {_fmt_ms(r.latency_mean_ms)} mean decision latency" if r.latency_mean_ms is not None else ""
+
     extra = ""
-    yields = {k: v for k, v in best.metrics.items() if "yield" in k and v["n"] > 1}
+    yields = {k: v for k, v in best.metrics.items() if "yield" in k and math.isfinite(v["lower"])}
     for key, v in list(yields.items())[:1]:
         scale = 100.0 if abs(v["mean"]) < 5 else 1.0  # fractions shown as percent
         unit = "%" if scale == 100.0 else ""
         extra = f", {key.replace('_', ' ')} {v['mean'] * scale:.2f}{unit} [{v['lower'] * scale:.2f}, {v['upper'] * scale:.2f}]"
-    if not others:
-        return f"Deploy {best.name} ({best.spec}) for {where}: it is the only agent rated, {lat}{extra}."
-    second = others[0]
+    if len(cands) == 1:
+        return (f"No choice to make for {where}: {best.name} ({best.spec}) is the only candidate; against the "
+                f"yardsticks it scored {_wdl(best)} {over}{lat(best)}{extra}.")
+    second = cands[1]
     diff, lo, hi = s.bt.difference(best.name, second.name)
-    if abs(diff) < 0.5 and (not math.isfinite(lo) or hi - lo < 1.0):
-        # identical results (e.g. both lost every game): the games cannot tell them apart
-        return (f"No deployment answer for {where} yet: {best.name} and {second.name} scored exactly alike "
-                f"({best.wins}-{best.draws}-{best.losses} and {second.wins}-{second.draws}-{second.losses}), so "
-                f"these games cannot separate them; {best.name} is the faster, {lat}{extra}.")
-    level = round(100 * s.bt.confidence)
-    interval = f"[{lo:+.0f}, {hi:+.0f}]" if math.isfinite(lo) else "(no bootstrap interval)"
-    sentence = (f"Deploy {best.name} ({best.spec}) for {where}: it rates {diff:+.0f} Elo {interval} "
-                f"over {who}, {second.name}, {lat}{extra}")
-    if math.isfinite(lo) and hi - lo < 0.5:
-        # the nonparametric bootstrap cannot spread when every seed of a pairing gave the same
-        # result (typical of deterministic bots and few seeds): say so instead of a 0-wide interval
-        sentence = sentence.replace(f" {interval} ", " ")
-        sentence += ("; no interval: every seed of each pairing gave the same result, so the bootstrap has "
-                     "no spread (play more seeds)")
-    elif math.isfinite(lo) and lo <= 0:
-        sentence += f"; the {level}% interval includes 0, so play more games to separate them"
-    return sentence + "."
+    games_hint = lambda seeds: f"{seeds} seeds per pairing" + (f" (games_per_pairing = {2 * seeds})" if s.paired else "")
+    if not math.isfinite(lo):
+        return (f"No answer yet for {where}: {best.name} leads {second.name} by {diff:+.0f} Elo {over}, but with "
+                f"no bootstrap (--bootstrap 0) there is no telling that from luck.")
+    interval = f"[{lo:+.0f}, {hi:+.0f}]"
+    if lo > 0:
+        return (f"Deploy {best.name} ({best.spec}) for {where}: it rates {diff:+.0f} Elo {interval} over the next "
+                f"best, {second.name}, {over}{lat(best)}{extra}.")
+    if abs(diff) < 0.5 and _wdl(best) == _wdl(second):
+        needed = seeds_needed(DETECTABLE_ELO, lo, hi, n)
+        tail = f"; telling apart a {DETECTABLE_ELO} Elo difference would take about {games_hint(needed)}" if needed else ""
+        return (f"No answer yet for {where}: {best.name} and {second.name} cannot be separated, they scored exactly "
+                f"alike ({_wdl(best)} each {over}){tail}.")
+    needed = seeds_needed(diff, lo, hi, n)
+    tail = f"; about {games_hint(needed)} would separate them if the lead is real" if needed else ""
+    return (f"No answer yet for {where}: {best.name} leads {second.name} by {diff:+.0f} Elo {interval} {over}, "
+            f"an interval that includes 0{tail}.")
 
 
 __all__ = ["analyze", "ArenaSummary", "AgentRow", "recommendation", "candidates", "games_of", "PairStats"]

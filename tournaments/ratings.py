@@ -1,13 +1,28 @@
-"""Ratings from match results: Bradley-Terry with bootstrap intervals, per-pair Elo statistics
-(trinomial and pentanomial, as chess engine testers report them), OpenSkill, and mean metrics
-(the market's daily yield) with intervals.
+"""Ratings from match results: Bradley-Terry with a weak prior and paired-seed bootstrap
+intervals, per-pair Elo statistics (trinomial and pentanomial, as chess engine testers report
+them), OpenSkill, and game metrics with bounded intervals.
 
 Conventions: a game between i and j gives i a score s in {0, 0.5, 1} (a draw is half a win to
 each side). Ratings are on the Elo scale: P(i beats j) = 1 / (1 + 10 ** ((R_j - R_i) / 400)).
+
+What the numbers may claim, and why:
+- The fit adds PRIOR_DRAWS virtual draws between every two agents that met (BayesElo's default
+  prior), so a sweep gets a finite rating that grows with the games behind it (4-0: +280 Elo at
+  most, 40-0: +645) instead of infinity.
+- The interval is a Bayesian bootstrap over seeds: each resample reweights the seeds of every
+  pairing (the two games of a paired seed stay together) with Dirichlet weights, beside
+  PRIOR_SEEDS virtual seed per pairing spread evenly over every result a seed could have had.
+  A pairing whose few seeds all ended alike thus gets an interval as wide as those few seeds
+  leave open, never "+-0"; with many seeds the virtual seed weighs nothing.
+- Per-pair Elo error and LOS rest on a normal approximation: below MIN_PAIRS seed pairs
+  (MIN_GAMES unpaired games) `PairStats.enough()` is False and reports say "too few games".
+- Game metrics get bootstrap percentile intervals, which never leave the range of the values
+  (a rate stays in [0, 1], a count stays >= 0).
 """
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -15,6 +30,10 @@ import numpy as np
 
 ELO_PER_NAT = 400.0 / math.log(10.0)  # Elo points per unit of natural log-strength
 Z95 = NormalDist().inv_cdf(0.975)
+PRIOR_DRAWS = 2.0  # virtual draws between every two agents that met
+PRIOR_SEEDS = 1.0  # virtual seeds per pairing in each bootstrap resample, spread over all results
+MIN_PAIRS = 10  # seed pairs before a per-pair Elo error or LOS is shown
+MIN_GAMES = 20  # the same for unpaired games
 
 
 @dataclass
@@ -45,9 +64,8 @@ def _aggregate(n_agents, ia, ib, score, weight):
 def _fit_matrix(S, N, ridge, iters=100, tol=1e-10):
     """Maximise sum_ij S_ij log sigma(t_i - t_j) - ridge/2 |t|^2 by Newton's method.
 
-    The likelihood alone is shift-invariant and diverges for an agent that won (or lost) every
-    game; the small ridge makes the maximum unique and finite without moving ordinary fits by
-    more than a fraction of their error. Its optimum has sum(t) = 0."""
+    The prior's virtual draws keep every connected group finite; the tiny ridge only fixes the
+    free shift between groups that never met (its optimum has sum(t) = 0)."""
     k = S.shape[0]
     theta = np.zeros(k)
     eye = np.eye(k)
@@ -87,6 +105,7 @@ class BTResult:
     samples: np.ndarray | None = None  # [n_bootstrap, n_agents], anchored like `ratings`
     anchor: str | None = None
     confidence: float = 0.95
+    seeds: int = 0  # most seeds (bootstrap units) of any pairing
 
     def as_dict(self) -> dict:
         return {a: {"rating": float(r), "lower": float(lo), "upper": float(hi)}
@@ -101,17 +120,24 @@ class BTResult:
             return point, float("nan"), float("nan")
         diff = self.samples[:, i] - self.samples[:, j]
         alpha = (1.0 - self.confidence) / 2.0
-        return point, float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
+        lo, hi = float(np.quantile(diff, alpha)), float(np.quantile(diff, 1.0 - alpha))
+        return point, min(lo, point), max(hi, point)
+
+
+def _with_prior(S, N, met, prior_draws):
+    return S + 0.5 * prior_draws * met, N + prior_draws * met
 
 
 def fit_bradley_terry(games: list[Game], *, agents: list[str] | None = None, n_bootstrap: int = 1000,
-                      seed: int = 0, anchor: str | None = None, ridge: float = 1e-3,
-                      confidence: float = 0.95) -> BTResult:
-    """Maximum-likelihood Bradley-Terry ratings (Elo scale) with bootstrap intervals.
+                      seed: int = 0, anchor: str | None = None, prior_draws: float = PRIOR_DRAWS,
+                      prior_seeds: float = PRIOR_SEEDS, confidence: float = 0.95,
+                      ridge: float = 1e-6) -> BTResult:
+    """Bradley-Terry ratings (Elo scale, maximum a posteriori under `prior_draws` virtual draws
+    per pair that met) with paired-seed Bayesian bootstrap intervals (see the module doc).
 
-    The bootstrap resamples units (a game, or the pair of games of one seed) with replacement
-    within each stratum (a pairing), so every resample keeps the tournament's design. Ratings
-    are centred on mean 0, or on `anchor` = 0."""
+    Units (a game, or the games of one seed) are reweighted within their stratum (a pairing), so
+    every resample keeps the tournament's design. Ratings are centred on mean 0, or on
+    `anchor` = 0."""
     names = list(agents) if agents is not None else sorted({g.a for g in games} | {g.b for g in games})
     index = {a: i for i, a in enumerate(names)}
     if anchor is not None and anchor not in index:
@@ -129,32 +155,72 @@ def fit_bradley_terry(games: list[Game], *, agents: list[str] | None = None, n_b
         return r - (r[index[anchor]] if anchor is not None else r.mean())
 
     S, N = _aggregate(k, ia, ib, score, np.ones(len(games)))
-    ratings = anchored(_fit_matrix(S, N, ridge))
+    met = N > 0
+    ratings = anchored(_fit_matrix(*_with_prior(S, N, met, prior_draws), ridge))
 
+    # bootstrap units: the games of one seed of one pairing (or one game where unpaired)
+    unit_keys = [(g.stratum, g.unit if g.unit is not None else ("game", n)) for n, g in enumerate(games)]
+    unit_index: dict = {}
+    game_unit = np.array([unit_index.setdefault(u, len(unit_index)) for u in unit_keys])
+    sizes = Counter(game_unit.tolist())
+    strata: dict = {}
+    for (stratum, _), u in unit_index.items():
+        strata.setdefault(stratum, []).append(u)
+    seeds = max(len(v) for v in strata.values())
     samples = None
     lower = upper = np.full(k, np.nan)
     if n_bootstrap > 0:
-        # unit ids, and the units of each stratum
-        unit_keys = [(g.stratum, g.unit if g.unit is not None else ("game", n)) for n, g in enumerate(games)]
-        unit_index: dict = {}
-        game_unit = np.array([unit_index.setdefault(u, len(unit_index)) for u in unit_keys])
-        strata: dict = {}
-        for (stratum, _), u in unit_index.items():
-            strata.setdefault(stratum, []).append(u)
-        strata_units = [np.array(v) for v in strata.values()]
+        # virtual seeds: for each stratum, one unit per result a seed of its usual size could
+        # have (a scores 0, 1/2, ..., g of g games), sharing `prior_seeds` of Dirichlet weight
+        v_ia, v_ib, v_score, v_count, alpha, unit_stratum, observed = [], [], [], [], [], [], []
+        for s_i, units in enumerate(strata.values()):
+            alpha += [1.0] * len(units)
+            unit_stratum += [s_i] * len(units)
+        n_obs = len(unit_stratum)
+        first_game = {u: n for n, u in reversed(list(enumerate(game_unit.tolist())))}
+        for s_i, units in enumerate(strata.values()):
+            observed.append(len(units))
+            g = Counter(sizes[u] for u in units).most_common(1)[0][0]
+            ref = games[first_game[units[0]]]
+            levels = 2 * g + 1
+            for level in range(levels):
+                v_ia.append(index[ref.a])
+                v_ib.append(index[ref.b])
+                v_score.append(level / (2.0 * g))
+                v_count.append(float(g))
+                alpha.append(prior_seeds / levels)
+                unit_stratum.append(s_i)
+        all_ia = np.concatenate([ia, np.array(v_ia, dtype=int)])
+        all_ib = np.concatenate([ib, np.array(v_ib, dtype=int)])
+        all_score = np.concatenate([score, np.array(v_score)])
+        row_unit = np.concatenate([game_unit, n_obs + np.arange(len(v_ia))])
+        row_count = np.concatenate([np.ones(len(games)), np.array(v_count)])
+        alpha_arr, unit_stratum = np.array(alpha), np.array(unit_stratum)
+        observed_arr = np.array(observed, dtype=float)
         rng = np.random.default_rng(seed)
+        draws = rng.gamma(alpha_arr, size=(n_bootstrap, len(alpha_arr)))
         samples = np.empty((n_bootstrap, k))
-        n_units = len(unit_index)
         for b in range(n_bootstrap):
-            counts = np.zeros(n_units)
-            for units in strata_units:
-                counts[units] = rng.multinomial(len(units), np.full(len(units), 1.0 / len(units)))
-            Sb, Nb = _aggregate(k, ia, ib, score, counts[game_unit])
-            samples[b] = anchored(_fit_matrix(Sb, Nb, ridge))
-        alpha = (1.0 - confidence) / 2.0
-        lower = np.quantile(samples, alpha, axis=0)
-        upper = np.quantile(samples, 1.0 - alpha, axis=0)
-    return BTResult(names, ratings, lower, upper, samples, anchor, confidence)
+            totals = np.bincount(unit_stratum, weights=draws[b], minlength=len(observed))
+            weight = draws[b] / np.maximum(totals[unit_stratum], 1e-300) * observed_arr[unit_stratum]
+            Sb, Nb = _aggregate(k, all_ia, all_ib, all_score, weight[row_unit] * row_count)
+            samples[b] = anchored(_fit_matrix(*_with_prior(Sb, Nb, met, prior_draws), ridge))
+        alpha_q = (1.0 - confidence) / 2.0
+        # the prior caps a sweep's point estimate at the edge of what its resamples reach:
+        # keep the point inside its interval
+        lower = np.minimum(np.quantile(samples, alpha_q, axis=0), ratings)
+        upper = np.maximum(np.quantile(samples, 1.0 - alpha_q, axis=0), ratings)
+    return BTResult(names, ratings, lower, upper, samples, anchor, confidence, seeds)
+
+
+def seeds_needed(effect: float, lower: float, upper: float, seeds: int) -> int | None:
+    """Seeds per pairing at which an interval as wide as [lower, upper] (from `seeds` seeds)
+    would shrink, by the 1/sqrt(n) law, to a half-width of |effect|: a rough planning figure,
+    None where it cannot be said (no interval, no effect)."""
+    half = (upper - lower) / 2.0
+    if not (math.isfinite(half) and half > 0 and seeds > 0 and abs(effect) > 0):
+        return None
+    return max(seeds + 1, math.ceil(seeds * (half / abs(effect)) ** 2))
 
 
 # --------------------------------------------------------------------------- per-pair statistics
@@ -195,7 +261,17 @@ class PairStats:
 
     @property
     def elo(self) -> float:
-        return elo_from_score(self.score) if self.games else float("nan")
+        """The Elo difference of the score with the fit's prior (PRIOR_DRAWS virtual draws), so
+        that a sweep is finite; elo_from_score(self.score) is the raw one."""
+        if not self.games:
+            return float("nan")
+        return elo_from_score((self.wins + 0.5 * self.draws + 0.5 * PRIOR_DRAWS) / (self.games + PRIOR_DRAWS))
+
+    def enough(self, paired: bool = True) -> bool:
+        """Whether there are games enough for the normal approximation behind elo_error and los."""
+        if paired and sum(self.pentanomial):
+            return sum(self.pentanomial) >= MIN_PAIRS
+        return self.games >= MIN_GAMES
 
     def trinomial_stderr(self) -> float:
         """Standard error of the mean game score, games treated as independent."""
@@ -224,7 +300,8 @@ class PairStats:
 
     def elo_error(self, paired: bool = True) -> float:
         """Half-width of the 95% interval of the Elo difference, mapped through elo_from_score
-        (cutechess-cli's error margin; fastchess's with paired=True)."""
+        (cutechess-cli's error margin; fastchess's with paired=True). The formula alone: check
+        enough() before showing it."""
         if paired and sum(self.pentanomial):
             mean, se = self.pentanomial_score, self.pentanomial_stderr()
         else:
@@ -234,10 +311,16 @@ class PairStats:
         lo, hi = _elo_interval(mean, se)
         return (hi - lo) / 2.0
 
+    def spread(self, paired: bool = True) -> bool:
+        """False when every pair (game) ended alike: the normal approximation then has no variance."""
+        se = self.pentanomial_stderr() if paired and sum(self.pentanomial) else self.trinomial_stderr()
+        return math.isfinite(se) and se > 0
+
     def los(self, paired: bool = True) -> float:
         """Likelihood of superiority, P(a is stronger than b). Unpaired: the classic
         0.5 (1 + erf((W - L) / sqrt(2 (W + L)))), draws carry no information. Paired: the normal
-        approximation Phi((mean pair score - 1/2) / stderr) from the pentanomial counts."""
+        approximation Phi((mean pair score - 1/2) / stderr) from the pentanomial counts. The
+        formula alone: check enough() before showing it."""
         if paired and sum(self.pentanomial):
             mean, se = self.pentanomial_score, self.pentanomial_stderr()
             if se == 0:
@@ -249,9 +332,11 @@ class PairStats:
         return 0.5 * (1.0 + math.erf((self.wins - self.losses) / math.sqrt(2.0 * decisive)))
 
     def as_dict(self) -> dict:
+        ok = self.enough() and self.spread()
         return {"a": self.a, "b": self.b, "games": self.games, "wins": self.wins, "draws": self.draws,
                 "losses": self.losses, "score": self.score, "elo": self.elo,
-                "elo_error": self.elo_error(), "los": self.los(), "pentanomial": list(self.pentanomial)}
+                "elo_error": self.elo_error() if ok else None, "los": self.los() if ok else None,
+                "pentanomial": list(self.pentanomial)}
 
 
 def pair_stats(games: list[Game]) -> dict[tuple[str, str], PairStats]:
@@ -364,6 +449,44 @@ def mean_interval(values, *, confidence: float = 0.95, method: str = "t", n_boot
                 "upper": float(np.quantile(means, 1 - alpha))}
     half = t_quantile(1 - (1 - confidence) / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
     return {"n": n, "mean": mean, "lower": mean - half, "upper": mean + half}
+
+
+def bootstrap_mean(values, units=None, strata=None, *, confidence: float = 0.95, n_bootstrap: int = 1000,
+                   seed: int = 0) -> dict:
+    """Mean of `values` with a Bayesian-bootstrap percentile interval: the units (e.g. the
+    matches of one seed) are reweighted within their strata (e.g. pairings), each stratum keeping
+    its share. A weighted mean of the values, the interval never leaves their range, so a rate
+    stays in [0, 1] and a count >= 0. Fewer than two units: no interval."""
+    keep = [i for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    x = np.asarray([values[i] for i in keep], dtype=float)
+    n = len(x)
+    if n == 0:
+        return {"n": 0, "mean": float("nan"), "lower": float("nan"), "upper": float("nan")}
+    mean = float(x.mean())
+    unit_keys = [(strata[i] if strata is not None else None, units[i] if units is not None else i) for i in keep]
+    unit_index: dict = {}
+    row_unit = np.array([unit_index.setdefault(u, len(unit_index)) for u in unit_keys])
+    if len(unit_index) < 2 or n_bootstrap < 1:
+        return {"n": n, "mean": mean, "lower": float("nan"), "upper": float("nan")}
+    stratum_index: dict = {}
+    unit_stratum = np.array([stratum_index.setdefault(s, len(stratum_index)) for s, _ in unit_index])
+    if np.bincount(unit_stratum).max() < 2:  # one seed per stratum: nothing to resample
+        return {"n": n, "mean": mean, "lower": float("nan"), "upper": float("nan")}
+    rows_per_stratum = np.bincount(unit_stratum[row_unit], minlength=len(stratum_index)).astype(float)
+    rng = np.random.default_rng(seed)
+    draws = rng.gamma(1.0, size=(n_bootstrap, len(unit_index)))
+    rows_per_unit = np.bincount(row_unit, minlength=len(unit_index)).astype(float)
+    means = np.empty(n_bootstrap)
+    for b in range(n_bootstrap):
+        # Dirichlet weights of units within each stratum; a stratum keeps its share of the rows
+        mass = draws[b] * rows_per_unit
+        totals = np.bincount(unit_stratum, weights=mass, minlength=len(stratum_index))
+        unit_w = draws[b] / np.maximum(totals[unit_stratum], 1e-300) * rows_per_stratum[unit_stratum]
+        w = unit_w[row_unit]
+        means[b] = float(w @ x / w.sum())
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return {"n": n, "mean": mean, "lower": float(max(lo, x.min())), "upper": float(min(hi, x.max()))}
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:

@@ -17,7 +17,7 @@ the file and line of the first problem. docs/tournaments.md describes every key.
     clock = "profile"
     tick_hz = 60
     latency_profile = "profiles/h100.json"
-    env = { round_seconds = 20 }
+    env = { round_ticks = 1200 }
 """
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def add_match_arguments(p, default_clock="lockstep"):
                         "paid from it while it lasts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-ticks", type=int, default=None)
-    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="game setting, e.g. round_seconds=20")
+    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="game setting (a keyword of the game's env), e.g. round_ticks=600 or rounds=3 (fighter), day_ticks=400 (market); see docs/games.md")
     p.add_argument("--decision-timeout", type=float, default=DEFAULT_DECISION_TIMEOUT_S, metavar="S",
                    help="seconds an agent may take over one decision under any clock before it loses it; "
                         f"{FORFEIT_AFTER} in a row forfeit the match (default {DEFAULT_DECISION_TIMEOUT_S:g})")

@@ -4,7 +4,8 @@ For each precision: action agreement with the expert on held-out decisions; then
 clock, seeded matches against every scripted bot and `random` (sides alternate with the seed):
 fighter win rates with Wilson 95% intervals, market daily yields with bootstrap 95% intervals
 (beside the yields of `random` and of the expert in the same seats and seeds). Writes JSON to
-bench/results/eval-<model>.json (or --out) and prints the tables.
+--out (default runs/eval-<model>-<timestamp>.json, never over an earlier result) and prints the
+tables.
 
 Examples:
   fpx-arena eval arena-tiny --matches 20
@@ -39,8 +40,20 @@ def add_arguments(p):
     p.add_argument("--workers", type=int, default=1, help="processes playing matches (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     p.add_argument("--seed", type=int, default=0, help="first match seed (default 0)")
-    p.add_argument("--out", default=None, help="JSON path (default bench/results/eval-<model>.json)")
+    p.add_argument("--out", default=None, help="JSON path (default runs/eval-<model>-<timestamp>.json)")
     p.add_argument("--quiet", action="store_true")
+
+
+def default_out(name: str, root: str = "runs") -> str:
+    import os
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = os.path.join(root, f"eval-{name}-{stamp}.json"), 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join(root, f"eval-{name}-{stamp}-{n}.json")
+    return path
 
 
 def run(args) -> int:
@@ -77,7 +90,9 @@ def run(args) -> int:
                    realtime_matches=args.realtime_matches, workers=args.workers, threads=args.threads,
                    seed=args.seed, progress=not args.quiet, command="fpx-arena eval " + " ".join(sys.argv[2:]))
     name = os.path.basename(os.path.normpath(args.model))
-    out = args.out or os.path.join("bench", "results", f"eval-{name}.json")
+    # a fresh file under runs/ by default: never over a result someone keeps (the repository's
+    # bench/results/ when run at its root)
+    out = args.out or default_out(name)
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         json.dump(rep, f, indent=1)

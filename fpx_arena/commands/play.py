@@ -55,16 +55,39 @@ def _ms(value) -> str:
     return f"{value:8.2f}" if value is not None else f"{'-':>8}"
 
 
+def _outcome(result) -> str:
+    """The winner, or what a draw means: the game's result (rounds, pnl) decides, while the
+    rewards are per-tick shaping and may lean one way in a drawn match."""
+    if result.winner:
+        return f"winner: {result.winner}"
+    text = "winner: none, a draw by the game's result"
+    rounds = {a: s.metrics.get("rounds_won") for a, s in result.stats.items()}
+    if all(isinstance(v, (int, float)) for v in rounds.values()):
+        text += f" (rounds won {'-'.join(str(v) for v in rounds.values())})"
+    rewards = {a: s.reward for a, s in result.stats.items()}
+    best = max(rewards.values())
+    leaders = [a for a, r in rewards.items() if r == best]
+    if len(leaders) == 1:
+        text += f"; the shaped reward leans to {leaders[0]} ({best:+.2f})"
+    return text
+
+
 def format_result(result) -> str:
     lines = [f"{result.game}: seed {result.seed}, clock {result.clock}, {result.tick_hz:g} Hz, "
-             f"{result.ticks} ticks, winner: {result.winner or 'draw'}"]
-    header = f"{'player':<7} {'agent':<28} {'reward':>9} {'decisions':>9} {'mean ms':>8} {'p99 ms':>8} " \
+             f"{result.ticks} ticks, {_outcome(result)}"]
+    width = max([5] + [len(s.spec) for s in result.stats.values()])  # names are never cut
+    header = f"{'player':<7} {'agent':<{width}} {'reward':>9} {'decisions':>9} {'mean ms':>8} {'p99 ms':>8} " \
              f"{'missed':>7} {'invalid':>7} {'errors':>6} {'timeouts':>8}"
     lines += [header, "-" * len(header)]
+    lockstep = result.clock == "lockstep"  # the world waits: no latency is charged
     for a, s in result.stats.items():
         lat = s.latency_summary()
-        lines.append(f"{a:<7} {s.spec[:28]:<28} {s.reward:9.2f} {s.decisions:9d} {_ms(lat['mean_ms'])} "
-                     f"{_ms(lat['p99_ms'])} {s.missed_ticks:7d} {s.invalid:7d} {s.errors:6d} {s.timeouts:8d}")
+        mean, p99 = (f"{'n/a':>8}", f"{'n/a':>8}") if lockstep else (_ms(lat["mean_ms"]), _ms(lat["p99_ms"]))
+        lines.append(f"{a:<7} {s.spec:<{width}} {s.reward:9.2f} {s.decisions:9d} {mean} "
+                     f"{p99} {s.missed_ticks:7d} {s.invalid:7d} {s.errors:6d} {s.timeouts:8d}")
+    if lockstep:
+        lines.append("(lockstep: the world waits for every decision, so no latency is charged; time them with "
+                     "--clock measured)")
     metrics = {a: s.metrics for a, s in result.stats.items() if s.metrics}
     if metrics:
         keys = sorted({k for m in metrics.values() for k in m if isinstance(m[k], (int, float))})

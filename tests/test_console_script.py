@@ -1,0 +1,44 @@
+"""The installed `fpx-arena` console script, run as a user runs it (not `python -m`, which puts the
+working folder on the import path by itself): the documented custom-agent command works from
+the repository root, and the working folder never shadows an installed package."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = shutil.which("fpx-arena")
+pytestmark = pytest.mark.skipif(SCRIPT is None, reason="the fpx-arena console script is not installed")
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return env
+
+
+def test_documented_custom_agent_command_runs_from_the_repository_root():
+    doc = (ROOT / "docs" / "agents.md").read_text()
+    assert "fpx-arena play fighter -a p0=docs.examples.my_agent:KeepAway -a p1=fighter/aggressive" in doc
+    out = subprocess.run([SCRIPT, "play", "fighter", "-a", "p0=docs.examples.my_agent:KeepAway", "-a",
+                          "p1=fighter/aggressive", "--clock", "profile", "--latency", "p0=50", "--latency", "p1=50",
+                          "--seed", "2"], capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "docs.examples.my_agent:KeepAway" in out.stdout and "winner" in out.stdout
+
+
+def test_the_working_folder_comes_last_on_the_import_path(tmp_path):
+    # a folder named like an installed package (the repository's bare kernels/ beside Hugging
+    # Face's `kernels`, which transformers imports) must not shadow it: the working folder is
+    # appended to the import path, never prepended
+    pytest.importorskip("kernels")
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "__init__.py").write_text("raise ImportError('the working folder shadowed kernels')\n")
+    (tmp_path / "myagents.py").write_text(
+        "import kernels\n\nclass Still:\n    def reset(self, *a, **k):\n        pass\n\n"
+        "    def act(self, observation, info=None):\n        return 0\n")
+    out = subprocess.run([SCRIPT, "play", "fighter", "-a", "p0=myagents:Still", "--env", "round_ticks=60"],
+                         capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "myagents:Still" in out.stdout
