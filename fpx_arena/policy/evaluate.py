@@ -8,7 +8,7 @@ match results against every scripted bot, under lockstep (quality alone) and a r
 - matches against each of the game's bots and ``random`` over seeded matches, sides alternating,
   scored as the game's ``Setups.score`` says: a win rate with Wilson 95% intervals (draws count
   as not won; the score with draws as half is given too), or the mean of a per-player metric
-  (e.g. the market's daily yield) with a seeded bootstrap 95% interval. The game's baseline
+  (e.g. a daily yield) with a seeded bootstrap 95% interval. The game's baseline
   specs (``Setups.baselines``) play the same seats and seeds.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def play_one(game: str, spec: str, opponent: str, seed: int, clock: str, env_kwa
         out["latency_ms_sum"] = float(np.sum(s.latencies_ms))
         out["latency_ms_p50"] = float(np.percentile(s.latencies_ms, 50))
         out["latency_ms_p99"] = float(np.percentile(s.latencies_ms, 99))
-    for name, value in s.metrics.items():  # the game's own per-player figures (a market's yield)
+    for name, value in s.metrics.items():  # the game's own per-player figures (its Setups.score among them)
         if isinstance(value, (int, float)) and name not in out:
             out[name] = float(value)
     return out

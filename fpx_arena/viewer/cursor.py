@@ -24,7 +24,7 @@ class ReplayCursor:
             self.env.reset(seed=data["seed"])
         except Exception as e:
             raise ReplayError(f"cannot reset game {data['game']!r} of this replay: {e}") from None
-        # the order in which the agents' actions arrived each tick (markets execute in it)
+        # the order in which the agents' actions arrived each tick (games that execute in it)
         self.arrival = data.get("arrival") or []
         if self.arrival and (not hasattr(self.env, "set_arrival_order") or len(self.arrival) != self.total):
             raise ReplayError(f"replay carries {len(self.arrival)} arrival orders for {self.total} ticks of a "
