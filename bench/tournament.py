@@ -23,9 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))  # last: never shadow installed packages
 
 from fpx_arena import agents as agent_registry  # noqa: E402
-from fpx_arena.scheduler import run_match  # noqa: E402
 from fpx_arena.tournaments.runner import run_tournament  # noqa: E402
-from fpx_arena.tournaments.schedule import build_schedule, game_name, latencies, make_env  # noqa: E402
+from fpx_arena.tournaments.schedule import build_schedule, latencies, match_spec  # noqa: E402
 from fpx_arena.tournaments.spec import load_spec  # noqa: E402
 
 BOTS = {"reactive": 60, "aggressive": 90, "zoner": 120, "turtle": 150, "weak": 30}
@@ -45,13 +44,8 @@ def plain_loop(spec, tasks, record_dir: Path | None) -> float:
     built = {a.name: agent_registry.make(a.spec) for a in spec.agents}
     start = time.perf_counter()
     for t in tasks:
-        arena = spec.arena(t.arena)
-        env = make_env(arena)
         players = {seat: built[name] for seat, name in zip(t.seat_ids, t.seats)}
-        record = record_dir / t.replay_name if record_dir else None
-        run_match(env, players, tick_hz=arena.tick_hz, clock=arena.clock, late=arena.late, seed=t.seed,
-                  latency={seat: lat[t.arena][name] for seat, name in zip(t.seat_ids, t.seats)},
-                  record=record, game=game_name(arena), env_kwargs=arena.env)
+        match_spec(spec, t, lat).play(agents=players, record=record_dir / t.replay_name if record_dir else None)
     return time.perf_counter() - start
 
 

@@ -132,8 +132,8 @@ class Guard:
             _raise_in(self.thread)
 
     def call(self, timeout_s: float, fn, *args, **kwargs):
-        """Run fn on the thread; (ok, value) or None after `timeout_s` (the call is abandoned).
-        A still-running abandoned call counts against this call's time."""
+        """Run fn on the thread; (ok, value, seconds it ran) or None after `timeout_s` (the call
+        is abandoned). A still-running abandoned call counts against this call's time."""
         deadline = time.perf_counter() + timeout_s
         while self.busy:  # an abandoned call still running: it has to end first
             if time.perf_counter() >= deadline:
@@ -144,7 +144,8 @@ class Guard:
         if out is None:
             self.abandon()
             return None
-        return out[0]
+        (ok, value), started, finished = out
+        return ok, value, finished - started
 
     def close(self) -> None:
         """End the thread; a thread stuck in an abandoned call is remembered (is_hung)."""

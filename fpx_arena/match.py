@@ -40,6 +40,7 @@ from .wallclock import play_wall
 LATE_POLICIES = ("noop", "repeat")
 DEFAULT_DECISION_TIMEOUT_S = 10.0
 FORFEIT_AFTER = 3  # decision timeouts in a row
+RESET_TIMEOUT_S = 900.0  # reset() may load a model (an LLM agent's first): minutes, not a decision's seconds
 
 
 @dataclass
@@ -193,9 +194,9 @@ class _Match:
                 if s.guard is None:
                     s.agent.reset(*args)
                     continue
-                out = s.guard.call(self.timeout_s or 1e9, s.agent.reset, *args)
+                out = s.guard.call(RESET_TIMEOUT_S, s.agent.reset, *args)
                 if out is None:
-                    self._forfeit(s, f"reset() did not return within {self.timeout_s:g} s")
+                    self._forfeit(s, f"reset() did not return within {RESET_TIMEOUT_S:g} s")
                 elif not out[0]:
                     raise out[1]
             except AgentDied as e:
@@ -335,10 +336,11 @@ class _Match:
                 out = (False, e)
             if timed:
                 device_sync()
-        else:
+            elapsed_ms = (time.perf_counter() - started) * 1000.0 if timed else 0.0
+        else:  # timed on the agent's thread: the hop between threads is not the agent's time
             out = s.guard.call(self.timeout_s, _synced if timed else s.act, *((s.act,) if timed else ()),
                                obs, info, **kwargs)
-        elapsed_ms = (time.perf_counter() - started) * 1000.0 if timed else 0.0
+            elapsed_ms = out[2] * 1000.0 if out is not None and timed else 0.0
         s.start_tick = tick
         timing = getattr(s.agent, "last_timing", None)
         if out is None:
