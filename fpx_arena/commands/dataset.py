@@ -9,6 +9,8 @@ Example:
 """
 from __future__ import annotations
 
+import sys
+
 from ..errors import UserError
 
 HELP = "record a scripted expert's (prompt, action) pairs for training"
@@ -29,9 +31,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import sys
-
-    from ..policy import dataset
+    from ..policy import dataset  # torch (the engine's tokenizer)
 
     if args.workers < 1:
         raise UserError("--workers must be at least 1")

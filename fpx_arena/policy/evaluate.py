@@ -21,6 +21,7 @@ import time
 import multiprocessing as mp
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from .. import agents, games
@@ -79,8 +80,6 @@ def play_one(game: str, spec: str, opponent: str, seed: int, clock: str, env_kwa
 
 def _run_chunk(job):
     game, spec, opponent, seeds, clock, threads = job
-    import torch
-
     torch.set_num_threads(threads)
     return [play_one(game, spec, opponent, s, clock) for s in seeds]
 
@@ -213,15 +212,11 @@ def check_precisions(model: str, precisions: list[str]) -> None:
 
 
 def machine() -> str:
-    import torch
-
     return device_name(torch.device("cpu"))
 
 
 def gpu_name() -> str | None:
     """The card the LLM agents run on (they take CUDA when there is one), else None."""
-    import torch
-
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
@@ -243,8 +238,6 @@ def evaluate(model: str, precisions: list[str], matches: int, clocks: list[str],
               "cpu": machine(), "gpu": gpu_name(), "torch_threads_per_worker": threads, "workers": workers,
               "python": platform.python_version(), "command": command, "agreement": {}, "results": {},
               "baselines": {}}
-    import torch
-
     torch.set_num_threads(threads)
     for g in game_names:  # agreement first: it is quick and says at once whether the model plays
         rows, source = heldout_rows(g, data, agreement_episodes, agreement_limit, seed)

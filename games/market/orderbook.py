@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 from bisect import bisect_left
 from datetime import datetime
 
@@ -238,8 +239,6 @@ def load_bars(path) -> list[tuple[float, float, float, float, float, float]]:
 def synthetic_bars(n_bars: int = 90, seed: int = 7, start: float = 100.0):
     """Deterministic one-second OHLC bars around a mean-reverting price (pure Python RNG, so
     the shipped CSV regenerates identically on any platform)."""
-    import random
-
     rng = random.Random(seed)
     rows, price, anchor = [], start, start
     for i in range(n_bars):
