@@ -21,8 +21,16 @@ def _command_modules():
             yield info.name.replace("_", "-"), f"{commands.__name__}.{info.name}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line (the command's usage is one `--help` away), never the usage
+    block followed by the error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fpx-arena",
         description="Real-time game-playing LLM bots on FP8/FP4 kernels: play matches, run "
         "tournaments between precisions, watch replays.",
@@ -55,18 +63,25 @@ def _working_folder_importable() -> None:
 def main(argv: list[str] | None = None) -> int:
     _working_folder_importable()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse's --help, --version and bad arguments: a return code here
+        return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
     try:
         return int(args._run(args) or 0)
     except UserError as e:
-        print(f"fpx-arena {args.command}: error: {e}", file=sys.stderr)
+        print(f"fpx-arena {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as e:  # a file the user named: missing, a folder, no permission, a full disk
+        where = f": {e.filename}" if e.filename else ""
+        print(f"fpx-arena {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"fpx-arena {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ from ..agents.spec import AgentSpec, coerce
 from ..errors import UserError
 from ..latency import load_profiles
 from ..match import DEFAULT_DECISION_TIMEOUT_S, FORFEIT_AFTER, MatchSpec
+from . import _validate as valid
 
 
 def parse_pairs(items, what: str, value=str) -> dict:
@@ -18,8 +19,9 @@ def parse_pairs(items, what: str, value=str) -> dict:
             raise UserError(f"{what} {item!r}: expected ID=VALUE")
         try:
             out[key] = value(raw)
-        except ValueError:
-            raise UserError(f"{what} {item!r}: {raw!r} is not a valid value") from None
+        except ValueError as e:
+            why = f" ({e})" if value is not str and str(e).startswith("'") else ""
+            raise UserError(f"{what} {item!r}: {raw!r} is not a valid value{why}") from None
     return out
 
 
@@ -35,21 +37,21 @@ def add_match_arguments(p, default_clock="lockstep"):
                    help="lockstep: the world waits; profile: latencies from --latency/--latency-profile; "
                         "measured: each decision's real time, in virtual time; wall: real time "
                         f"(default {default_clock})")
-    p.add_argument("--tick-hz", type=float, default=None, help="world ticks per second (default: the game's)")
+    p.add_argument("--tick-hz", type=valid.tick_hz, default=None, help="world ticks per second (default: the game's)")
     p.add_argument("--late", choices=["noop", "repeat"], default="noop",
                    help="what a player does while its decision is in flight (default noop)")
     p.add_argument("--latency", action="append", metavar="ID=MS",
                    help="constant decision latency for the profile clock, e.g. p1=150")
-    p.add_argument("--latency-profile", metavar="FILE",
+    p.add_argument("--latency-profile", metavar="FILE", type=valid.existing_file,
                    help="latency profile JSON (see fpx_arena.latency) for the profile clock, by agent spec")
     p.add_argument("--network-delay", action="append", metavar="ID=MS", help="extra delay added to each decision")
-    p.add_argument("--overage", type=float, default=None, metavar="MS",
+    p.add_argument("--overage", type=valid.milliseconds, default=None, metavar="MS",
                    help="Kaggle-style overage bank per agent (virtual clocks): overruns of one tick are "
                         "paid from it while it lasts")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-ticks", type=int, default=None)
+    p.add_argument("--seed", type=valid.seed, default=0)
+    p.add_argument("--max-ticks", type=valid.integer(1, 100_000_000), default=None)
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="game setting (a keyword of the game's env), e.g. round_ticks=600 or rounds=3 (fighter), day_ticks=400 (market); see docs/games.md")
-    p.add_argument("--decision-timeout", type=float, default=DEFAULT_DECISION_TIMEOUT_S, metavar="S",
+    p.add_argument("--decision-timeout", type=valid.seconds, default=DEFAULT_DECISION_TIMEOUT_S, metavar="S",
                    help="seconds an agent may take over one decision under any clock before it loses it; "
                         f"{FORFEIT_AFTER} in a row forfeit the match (default {DEFAULT_DECISION_TIMEOUT_S:g})")
     p.add_argument("--isolate", action="store_true",
@@ -74,7 +76,7 @@ def match_spec(args, env) -> MatchSpec:
     return MatchSpec(
         game=args.game, env_kwargs=parse_env_kwargs(args.env), agents=specs, tick_hz=args.tick_hz,
         clock=args.clock, late=args.late, seed=args.seed, latency=latency_for(args, env.possible_agents, specs),
-        network_delay_ms=parse_pairs(args.network_delay, "--network-delay", float) or None,
+        network_delay_ms=_per_player(args.network_delay, "--network-delay", env, args.game) or None,
         overage_ms=args.overage, max_ticks=args.max_ticks, decision_timeout_s=timeout, isolate=args.isolate)
 
 
@@ -86,9 +88,16 @@ def run_match_kwargs(spec: MatchSpec, **extra) -> dict:
                 forfeit_after=spec.forfeit_after, game=spec.game, env_kwargs=spec.env_kwargs, **extra)
 
 
+def _per_player(items, what: str, env, game: str) -> dict:
+    values = parse_pairs(items, what, valid.ms_value)
+    valid.known_ids(values, env.possible_agents, what, game)
+    return values
+
+
 def latency_for(args, env_agents, specs):
     """The profile clock's latency per player from --latency and --latency-profile."""
-    latency = parse_pairs(args.latency, "--latency", float)
+    latency = parse_pairs(args.latency, "--latency", valid.ms_value)
+    valid.known_ids(latency, env_agents, "--latency", getattr(args, "game", "the game"))
     if args.latency_profile:
         profiles = load_profiles(args.latency_profile)
         for a in env_agents:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import UserError
+from . import _validate as valid
 
 HELP = "record a scripted expert's (prompt, action) pairs for training"
 
@@ -19,7 +20,7 @@ HELP = "record a scripted expert's (prompt, action) pairs for training"
 def add_arguments(p):
     p.add_argument("game", help="a game with a scripted expert (see `fpx-arena games`)")
     p.add_argument("--episodes", type=int, default=100, help="matches to play (default 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=valid.seed, default=0)
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder to write")
     p.add_argument("--heldout", type=float, default=0.1, metavar="FRACTION",
                    help="fraction of episodes held out (default 0.1)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .. import games as all_games
 from ..errors import UserError
+from . import _validate as valid
 
 HELP = "evaluate a policy model: expert agreement and matches against the scripted bots"
 
@@ -39,7 +40,7 @@ def add_arguments(p):
     p.add_argument("--agreement-limit", type=int, default=1500, help="held-out decisions per game at most")
     p.add_argument("--workers", type=int, default=1, help="processes playing matches (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="first match seed (default 0)")
+    p.add_argument("--seed", type=valid.seed, default=0, help="first match seed (default 0)")
     p.add_argument("--out", default=None, help="JSON path (default runs/eval-<model>-<timestamp>.json)")
     p.add_argument("--quiet", action="store_true")
 

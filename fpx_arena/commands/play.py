@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 
-from .. import games
 from ..agents.spec import AgentSpec
 from ..errors import UserError
+from .. import replay
+from . import _validate as valid
 from ._common import add_match_arguments, match_spec, parse_env_kwargs, run_match_kwargs
 
 HELP = "play one match and print the result table"
@@ -26,18 +27,18 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    spec = match_spec(args, games.make(args.game, **parse_env_kwargs(args.env)))
+    spec = match_spec(args, valid.make_env(args.game, parse_env_kwargs(args.env)))
     if not args.watch and any(AgentSpec.parse(a).base == "human" for a in spec.agents.values()):
         raise UserError("a human player needs the viewer's window: add --watch (and --clock wall to play in real time)")
     env = spec.make_env()
-    players = spec.make_agents()
+    players = valid.build("the agents", spec.make_agents)
     try:
         if args.watch:
             from ..viewer import watch_live
 
-            result = watch_live(env, players, **run_match_kwargs(spec, record=args.record))
+            result = watch_live(env, players, **run_match_kwargs(spec))
         else:
-            result = spec.play(env, players, record=args.record)
+            result = spec.play(env, players)
     finally:
         for player in players.values():
             if hasattr(player, "close"):
@@ -46,7 +47,9 @@ def run(args) -> int:
         print(json.dumps(result.to_dict(), indent=1, default=str))
     else:
         print(format_result(result))
-        if args.record:
+    if args.record:  # after the result is out: a file that cannot be written loses nothing else
+        replay.save(args.record, result, env_kwargs=spec.env_kwargs)
+        if not args.json:
             print(f"replay written to {args.record}")
     return 0
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..tournaments.spec import MAX_BOOTSTRAP
+from . import _validate as valid
 
 HELP = "report a tournament's ratings (table, report.md, report.html)"
 
 
 def add_arguments(p):
     p.add_argument("db", help="a run folder or its tournament.db")
-    p.add_argument("--bootstrap", type=int, metavar="N", help="bootstrap resamples (default: the spec's, 1000)")
+    p.add_argument("--bootstrap", type=valid.integer(0, MAX_BOOTSTRAP), metavar="N", help="bootstrap resamples (default: the spec's, 1000)")
     p.add_argument("--openskill", action="store_true", help="add OpenSkill ratings")
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib)")
     p.add_argument("--pairs", action="store_true", help="also print the per-pair table")
