@@ -131,6 +131,7 @@ class _Match:
         if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
             raise UserError(f"decision_timeout_s must be a positive number of seconds, got {timeout}")
         self.spec, self.env, self.ids, self.on_tick = spec, env, ids, on_tick
+        self.index = {a: i for i, a in enumerate(ids)}
         self.dt_ms = 1000.0 / self.tick_hz
         self.timeout_s = timeout
         self.deadline_ms = float(spec.deadline_ms) if spec.deadline_ms is not None else self.dt_ms
@@ -253,7 +254,7 @@ class _Match:
                             late |= 1 << i
                     row[i] = actions[a] = action
                 if set_order is not None:
-                    self._order(live, [(0.0, a) for a in live if not late >> self.ids.index(a) & 1])
+                    self._lockstep_order(live, late)
                 actions_log.append(row)
                 late_log.append(late)
                 observations, rewards, _, _, infos = env.step(actions)
@@ -431,6 +432,15 @@ class _Match:
         arrival = sorted(live, key=lambda a: ranked.get(a, (1, 0.0, keys[live.index(a)])))
         self.set_order(arrival)
         self.trace.arrival.append([self.ids.index(a) for a in arrival])
+
+    def _lockstep_order(self, live, late: int):
+        """_order for the lean loop: every fresh action arrived at the same time, so the order is
+        fresh before late, then the seeded tiebreak (the same draws as _order)."""
+        keys = self.tiebreak.random(len(live)).tolist()
+        index = self.index
+        arrival = [live[j] for j in sorted(range(len(live)), key=lambda j: (late >> index[live[j]] & 1, keys[j]))]
+        self.set_order(arrival)
+        self.trace.arrival.append([index[a] for a in arrival])
 
     def _forfeit(self, s: Slot, reason: str):
         s.stats.forfeit = reason
