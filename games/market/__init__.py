@@ -41,3 +41,6 @@ GAME = Game(
         baselines=("random", "market/informed"),
     ),
 )
+
+__all__ = ["GAME", "RULES", "BOTS", "MarketEnv", "parallel_env", "env", "raw_env", "metadata", "describe",
+           "action_names", "decode"]
