@@ -175,10 +175,10 @@ class LiveTimeline:
         self._seen = len(trace.decisions)
         self._pending.extend(new)
         keep = []
-        for d in self._pending:
-            if d[2] <= tick:
-                self._last[d[0]] = d
-                self._count[d[0]] += 1
+        for d in self._pending:  # trace.Decision records
+            if d.land <= tick:
+                self._last[d.agent] = d
+                self._count[d.agent] += 1
             else:
                 keep.append(d)
         self._pending = keep
@@ -194,8 +194,8 @@ class LiveTimeline:
                 v.thinking_ms = in_flight[a][1]
             d = self._last[i]
             if d is not None:
-                v.last_latency_ms = d[3]
-                v.last_status = "" if d[4] == OK else STATUS_NAMES[d[4]]
+                v.last_latency_ms = d.latency_ms
+                v.last_status = "" if d.status == OK else STATUS_NAMES[d.status]
             v.plan = plan_text(getattr(self.players[a], "plan", None))
             for ms in (v.thinking_ms, v.last_latency_ms):
                 if ms is not None and ms > self.scale_ms:
