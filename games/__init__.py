@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from importlib.metadata import entry_points
 
 from ..errors import SpecError
@@ -25,8 +26,18 @@ GAMES: dict[str, str] = {m.name: f"{__name__}.{m.name}" for m in pkgutil.iter_mo
 _LOADED: dict[str, Game] = {}
 
 
+_EP_CACHE: dict[tuple, dict] = {}
+
+
 def _entry_points() -> dict:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """name -> entry point of the installed third-party games. Reading the installed
+    distributions costs milliseconds and agents.make asks for every bot spec: read them once per
+    sys.path (installing a package into a folder on sys.path at run time is not seen)."""
+    key = tuple(sys.path)
+    if key not in _EP_CACHE:
+        _EP_CACHE.clear()
+        _EP_CACHE[key] = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return _EP_CACHE[key]
 
 
 def names() -> list[str]:
