@@ -194,7 +194,8 @@ def validate(data, where: str = "replay") -> None:
             or not isinstance(result.get("agents"), dict) or not isinstance(result.get("winner"), (str, type(None)))):
         raise ReplayError(f"{where}: the recorded result is malformed")
     check = data["check"]
-    if (not isinstance(check, dict) or not _is_int(check.get("every")) or check["every"] < 1
+    if (not isinstance(check, dict) or set(check) != {"every", "digests", "stream"}
+            or not _is_int(check.get("every")) or check["every"] < 1
             or not isinstance(check.get("stream"), str) or not isinstance(check.get("digests"), list)
             or not all(isinstance(d, list) and len(d) == 2 and _is_int(d[0]) and isinstance(d[1], str)
                        for d in check["digests"])):

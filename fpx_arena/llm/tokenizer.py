@@ -169,8 +169,12 @@ class Tokenizer:
             raise CheckpointError(f"{source}: tokenizer.chat_template must be a string")
         vocab = {t: i for i, t in enumerate(tokens)}
         pairs = [tuple(m.split(" ", 1)) for m in merges]
-        tk = HFTokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False,
-                                    ignore_merges=pre in ("llama-bpe", "llama3")))
+        try:
+            tk = HFTokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False,
+                                        ignore_merges=pre in ("llama-bpe", "llama3")))
+        except Exception as e:  # the tokenizers library raises bare Exceptions
+            raise CheckpointError(f"{source}: the GGUF tokenizer is inconsistent: "
+                                  f"{' '.join(str(e).split())[:160]}") from None
         tk.pre_tokenizer = _gguf_pre_tokenizer(pre)
         tk.decoder = decoders.ByteLevel()
         # CONTROL (3) tokens are special; USER_DEFINED (4) ones are matched whole in text.
