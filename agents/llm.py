@@ -23,13 +23,14 @@ training data and calibration text are recorded through the same code.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, UserError
+from ..llm.cuda_graph import GraphDecoder, GraphGenerator, GraphScorer
+from ..llm.loader import shared_model
 from .base import action_mask
 
 SYSTEM_TEMPLATE = ("{rules}\nEach turn you see the current state. Reply with exactly one action "
@@ -110,19 +111,14 @@ def parse_action(text: str, names: list[str]) -> int | None:
     return None if best is None else best[1]
 
 
-# --- one load per (model, precision, device) per process ---------------------------------------
-_MODELS: dict[tuple, object] = {}
-_MODELS_LOCK = threading.Lock()
-
-
+# --- one model per (checkpoint, device) per process, holding every plan asked of it ------------
 def get_model(model: str, precision: str = "bf16", device=None):
-    from ..llm import default_device, load_model
-
-    key = (model, precision, str(device or default_device()))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = load_model(model, precision, key[2])
-        return _MODELS[key]
+    """The process's shared model of ``model`` on ``device`` with plan ``precision`` resident
+    and active (agents that share it run their decisions under ``model.using(plan)``)."""
+    shared, plan = shared_model(model, precision, device)
+    with shared.lock:
+        shared.use_plan(plan)
+    return shared
 
 
 class LLMAgent:
@@ -159,7 +155,8 @@ class LLMAgent:
         self.prefix_cache = bool(prefix_cache)
         self.fused = bool(fused)
         self.graphs = bool(graphs)
-        self._runner = None  # the CUDA-graph scorer or decoder of self.cache (created on first use)
+        self._runners: dict = {}  # CUDA-graph runners of self.cache, by (kind, plan): captured once each
+        self.plan_name = None  # the model's plan this agent decides with
         self.system_prompt = system_prompt
         self.game = None
         if game is not None:
@@ -188,8 +185,9 @@ class LLMAgent:
     def reset(self, agent_id, observation_space=None, action_space=None, seed=None) -> None:
         self.agent_id = agent_id
         if self.model is None:
-            self.model = get_model(self.model_name, self.precision, self.device)
-            self.cache = self.model.new_cache(1024 if self.graphs and self.model.device.type == "cuda" else 512)
+            self.model, self.plan_name = shared_model(self.model_name, self.precision, self.device)
+            with self.model.using(self.plan_name):  # the cache holds this plan's compute dtype
+                self.cache = self.model.new_cache(1024 if self._on_gpu() else 512)
         # one thread by default on a CPU: with torch's one per core, two agents of a match (or two
         # tournament workers) fight for the cores and each decision runs several times slower
         threads = self.threads or (1 if self.model.device.type == "cpu" else None)
@@ -209,9 +207,19 @@ class LLMAgent:
         if self.model is None:
             self.reset(self.agent_id)
         self.builder = PromptBuilder(self.game, self.model.tokenizer, self.agent_id, self.system_prompt)
-        self.model.reset(self.cache)
-        self.model.prefill(self.builder.prefix_ids, self.cache)
+        with self.model.using(self._plan()):
+            self.model.reset(self.cache)
+            self.model.prefill(self.builder.prefix_ids, self.cache)
         self._prefix_len = self.cache.length
+
+    def _plan(self) -> str:
+        """This agent's plan of its (possibly shared, possibly handed in) model."""
+        if self.plan_name is None:
+            try:
+                self.plan_name = self.model.plan_key(self.precision)
+            except UserError:  # a model handed in under another name: its active plan
+                self.plan_name = self.model.plan_name
+        return self.plan_name
 
     def act(self, observation, info=None):
         t0 = time.perf_counter()
@@ -219,15 +227,28 @@ class LLMAgent:
             self._prepare()
         prompt = self.builder.build(observation, info)
         self.last_prompt = prompt
+        with self.model.using(self._plan()):
+            action, t1, t2 = self._decide(prompt)
+        self.last_timing = {"prefill_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3,
+                            "total_ms": (t2 - t0) * 1e3}
+        return action
+
+    def _decide(self, prompt: Prompt):
+        """(action, end of prompt work, end of decision): the model's lock is held, its plan set."""
         model, cache = self.model, self.cache
         cache.truncate(self._prefix_len if self.prefix_cache else 0)
         new_ids = prompt.tail_ids if self.prefix_cache else prompt.ids
+        generator = self._generator(len(new_ids)) if self.mode == "free" else None
         if self.mode == "constrained" and self.fused:
             # the new tokens and every legal reply in one forward: all of it is prefill work
             scores = model.score_continuations(prompt.candidates, cache, context=new_ids,
                                                runner=self._graph_runner()).tolist()
-            self._sync()
             t1 = t2 = time.perf_counter()
+        elif generator is not None:
+            # the tail's append and every token from CUDA graphs, one read-back at the end
+            out = generator(new_ids, self.max_tokens, self.model.tokenizer.stop_ids)
+            t1 = t2 = time.perf_counter()
+            return self._parse(out, prompt), t1, t2
         else:
             model.prefill(new_ids, cache)
             self._sync()
@@ -241,9 +262,7 @@ class LLMAgent:
         if self.mode == "constrained":
             self.last_scores = {prompt.action_names[a]: s for a, s in zip(prompt.legal, scores)}
             action = prompt.legal[int(np.argmax(scores))]
-        self.last_timing = {"prefill_ms": (t1 - t0) * 1e3, "decode_ms": (t2 - t1) * 1e3,
-                            "total_ms": (t2 - t0) * 1e3}
-        return action
+        return action, t1, t2
 
     def _generate(self, prompt: Prompt):
         model, cache, tok = self.model, self.cache, self.model.tokenizer
@@ -259,6 +278,11 @@ class LLMAgent:
             if len(out) == self.max_tokens:
                 break
             logits = step(token)
+        return self._parse(out, prompt)
+
+    def _parse(self, out: list[int], prompt: Prompt):
+        tok = self.model.tokenizer
+        out = [t for t in out if t not in tok.stop_ids][:self.max_tokens]
         self.last_reply = tok.decode(out)
         action = parse_action(self.last_reply, prompt.action_names)
         if action is None or action not in prompt.legal:
@@ -266,25 +290,35 @@ class LLMAgent:
             return None
         return action
 
+    def _runner(self, kind: str, make):
+        """The runner of this kind for the current plan and cache, made (captured) once."""
+        key = (kind, self._plan())
+        runner = self._runners.get(key)
+        if runner is None or runner.cache is not self.cache:
+            runner = self._runners[key] = make()
+        return runner
+
+    def _on_gpu(self) -> bool:
+        return self.graphs and self.model.device.type == "cuda"
+
     def _graph_runner(self):
         """The CUDA-graph scorer of constrained decisions (None off a GPU or with graphs=0)."""
-        if not self.graphs or self.model.device.type != "cuda":
+        if not self._on_gpu():
             return None
-        if self._runner is None or self._runner.cache is not self.cache:
-            from ..llm.cuda_graph import GraphScorer
+        return self._runner("scorer", lambda: GraphScorer(self.model, self.cache))
 
-            self._runner = GraphScorer(self.model, self.cache)
-        return self._runner
+    def _generator(self, n_tail: int):
+        """Free mode from CUDA graphs (None off a GPU, with graphs=0, or when it does not fit)."""
+        if not self._on_gpu():
+            return None
+        gen = self._runner("generator", lambda: GraphGenerator(self.model, self.cache, self.max_tokens, 512))
+        return gen if gen.fits(n_tail, self.max_tokens) else None
 
     def _graph_decoder(self):
         """Free mode's decode step replayed from a CUDA graph (None off a GPU or with graphs=0)."""
-        if not self.graphs or self.model.device.type != "cuda" or self.cache.length >= self.cache.capacity:
+        if not self._on_gpu() or self.cache.length >= self.cache.capacity:
             return None
-        if self._runner is None or self._runner.cache is not self.cache:
-            from ..llm.cuda_graph import GraphDecoder
-
-            self._runner = GraphDecoder(self.model, self.cache)
-        return self._runner
+        return self._runner("decoder", lambda: GraphDecoder(self.model, self.cache))
 
     def _sync(self) -> None:
         if self.model is not None and self.model.device.type == "cuda":

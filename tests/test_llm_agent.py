@@ -25,6 +25,8 @@ toy = types.ModuleType("toygame")
 toy.__doc__ = "toygame: walk to the flag.\n\nMore text."
 toy.action_names = lambda agent=None: ["wait", "left", "right", "jump", "left_jump"]
 toy.describe = lambda obs, agent=None: f"x {int(obs['observation'][0])}, flag at {int(obs['observation'][1])}"
+toy.rules = "toygame: walk to the flag."
+toy.name = "toygame"
 
 
 def toy_obs(rng, n=5):
@@ -40,8 +42,8 @@ def tiny(tmp_path_factory):
     return folder
 
 
-def make_agent(tiny, **kw):
-    a = LLMAgent(tiny, "fp32", device="cpu", **kw)
+def make_agent(tiny, precision="fp32", **kw):
+    a = LLMAgent(tiny, precision, device="cpu", **kw)
     a.game = toy
     a.reset("p0", None, None, 0)
     return a
@@ -150,8 +152,22 @@ def test_spec_string_builds_the_agent(tiny):
 
 
 def test_model_loaded_once_per_process(tiny):
+    """One model per checkpoint and device, holding each precision asked as a plan; agents at
+    two precisions share it, each deciding under its own plan with its own cache."""
     assert get_model(tiny, "fp32", "cpu") is get_model(tiny, "fp32", "cpu")
-    assert get_model(tiny, "bf16", "cpu") is not get_model(tiny, "fp32", "cpu")
+    model = get_model(tiny, "bf16", "cpu")
+    assert model is get_model(tiny, "fp32", "cpu") and {"bf16", "fp32"} <= set(model.plans)
+    a, b = make_agent(tiny, precision="fp32"), make_agent(tiny, precision="bf16")
+    alone = make_agent(tiny, precision="fp32")
+    assert a.model is b.model and a.cache is not b.cache and (a.plan_name, b.plan_name) == ("fp32", "bf16")
+    rng = np.random.default_rng(5)
+    obs = [toy_obs(rng) for _ in range(3)]
+    first = [a.act(o, {}) for o in obs]
+    scores = dict(a.last_scores)
+    for o in obs:
+        b.act(o, {})  # switches the shared model to bf16 between a's decisions
+    assert [a.act(o, {}) for o in obs] == first and a.last_scores == scores
+    assert a.model.plan_name == "fp32" and [alone.act(o, {}) for o in obs] == first
 
 
 def test_plays_fighter_through_run_match(tiny):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from . import fastpath
 from .model import KVCache, Transformer
 
 
@@ -22,6 +23,14 @@ def static_step(model: Transformer, cache: KVCache, token: torch.Tensor, slot: t
     return model._forward(token, slot, cache, slot, mask)[0, -1]
 
 
+def decode_logits(model: Transformer, cache: KVCache, token: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """Logits [vocab] of one static-shape decode step: the fused kernels where they run
+    (fastpath.py), else the model's own static step."""
+    if fastpath.usable(model, cache):
+        return fastpath.decode_step(model, cache, token.reshape(1), slot)[0]
+    return static_step(model, cache, token.reshape(1, 1), slot)
+
+
 class GraphDecoder:
     """decoder(token) == model.decode(token, cache)[0] for batch-1 caches, one graph launch."""
 
@@ -31,7 +40,8 @@ class GraphDecoder:
         self.model, self.cache = model, cache
         # torch.compile fuses the step's many small elementwise kernels; the graph then
         # replays the compiled kernels (compiled during the warm-up, outside the capture)
-        self.step_fn = torch.compile(static_step, dynamic=False) if compile else static_step
+        step = lambda m, c, t, s: decode_logits(m, c, t, s).float()  # noqa: E731
+        self.step_fn = torch.compile(static_step, dynamic=False) if compile else step
         dev = model.device
         self.token = torch.zeros(1, 1, dtype=torch.long, device=dev)
         self.slot = torch.zeros(1, dtype=torch.long, device=dev)
@@ -151,3 +161,123 @@ class GraphScorer:
         graph.replay()
         self.replays += 1
         return out[:n]
+
+
+def static_append(model: Transformer, cache: KVCache, tokens: torch.Tensor, n_real: torch.Tensor,
+                  base: torch.Tensor) -> torch.Tensor:
+    """A prompt tail with static shapes: W tokens [1, W] of which the first ``n_real`` ([1])
+    are real, written at cache slots base.. (rope positions the same), each real token seeing
+    the cache and the real tokens before it. Returns the logits [vocab] of the last real one."""
+    width = tokens.shape[1]
+    offs = torch.arange(width, device=tokens.device)
+    positions = base + offs
+    k_slot = torch.arange(cache.capacity, device=tokens.device)
+    rel = k_slot - base
+    mask = (k_slot < base)[None, :] | ((rel >= 0) & (rel < n_real))[None, :] & (rel[None, :] <= offs[:, None])
+    return model._forward(tokens, positions, cache, positions, mask, n_real - 1)[0, 0]
+
+
+class GraphGenerator:
+    """Greedy free generation of a decision from CUDA graphs: the prompt tail appended by one
+    graph per width bucket (16, 32, ... ``max_width``), then each new token by a graph of one
+    decode step (the fused kernels where they run) that picks the next token on the device
+    (argmax) and feeds it to the next step. Nothing is read back until the last step: one
+    read-back per decision, where the tokens after the first stop id are dropped (the steps
+    past it run anyway: without conditional graph nodes the host cannot skip them unseen).
+
+    On a CPU the same buffers and functions run eagerly (that is how tests check the logic).
+    ``__call__(tail_ids, max_new, stop_ids)`` returns the generated ids (the stop id included
+    when one came) and leaves the cache holding the tail and the ids fed back."""
+
+    def __init__(self, model: Transformer, cache: KVCache, max_new: int = 16, max_width: int = 256,
+                 warmup: int = 2):
+        self.model, self.cache, self.max_new, self.max_width, self.warmup = model, cache, max_new, max_width, warmup
+        self.capture = model.device.type == "cuda"
+        dev = model.device
+        self.tok = torch.zeros(1, dtype=torch.long, device=dev)
+        self.pos = torch.zeros(1, dtype=torch.long, device=dev)
+        self.idx = torch.zeros(1, dtype=torch.long, device=dev)
+        self.out = torch.zeros(max_new + 1, dtype=torch.long, device=dev)
+        self.base = torch.zeros(1, dtype=torch.long, device=dev)
+        self.n_real = torch.ones(1, dtype=torch.long, device=dev)
+        self.tokens: dict[int, torch.Tensor] = {}
+        self.graphs: dict = {}
+        self._cache_ptr = cache.k.data_ptr()
+        self.replays = 0
+
+    # the two captured bodies: everything on the device, nothing read back
+    def _append(self, width: int) -> None:
+        logits = static_append(self.model, self.cache, self.tokens[width], self.n_real, self.base)
+        nxt = logits.argmax().reshape(1)
+        self.out[0:1].copy_(nxt)
+        self.tok.copy_(nxt)
+        self.pos.copy_(self.base + self.n_real)
+        self.idx.fill_(1)
+
+    def _step(self) -> None:
+        nxt = decode_logits(self.model, self.cache, self.tok, self.pos).argmax().reshape(1)
+        self.out.index_copy_(0, self.idx, nxt)
+        self.tok.copy_(nxt)
+        self.pos.add_(1)
+        self.idx.add_(1)
+
+    def _graph(self, key, fn):
+        if not self.capture:
+            return fn
+        if key not in self.graphs:
+            dev = self.model.device
+            saved = [t.clone() for t in (self.tok, self.pos, self.idx, self.out)]
+            stream = torch.cuda.Stream(dev)
+            stream.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(stream), torch.inference_mode():
+                for _ in range(self.warmup):
+                    fn()
+            torch.cuda.current_stream(dev).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), torch.inference_mode():
+                fn()
+            for t, v in zip((self.tok, self.pos, self.idx, self.out), saved):
+                t.copy_(v)
+            self.graphs[key] = graph
+        return self.graphs[key].replay
+
+    def fits(self, n_tail: int, max_new: int) -> bool:
+        return self._width(n_tail) <= self.max_width and max_new <= self.max_new and \
+            self.cache.length + max(self._width(n_tail), n_tail + max_new) <= self.cache.capacity
+
+    @staticmethod
+    def _width(n: int) -> int:
+        w = 16
+        while w < n:
+            w *= 2
+        return w
+
+    @torch.inference_mode()
+    def __call__(self, tail_ids: list[int], max_new: int, stop_ids=()) -> list[int]:
+        cache, n = self.cache, len(tail_ids)
+        if n == 0:
+            raise ValueError("generation needs at least one prompt token")
+        if not self.fits(n, max_new):
+            raise ValueError(f"{n} prompt tokens + {max_new} new do not fit the generator "
+                             f"(width {self.max_width}, {self.max_new} new, cache {cache.capacity})")
+        if cache.k.data_ptr() != self._cache_ptr:  # reserve() reallocated the cache
+            self.graphs.clear()
+            self._cache_ptr = cache.k.data_ptr()
+        width = self._width(n)
+        if width not in self.tokens:
+            self.tokens[width] = torch.zeros(1, width, dtype=torch.long, device=self.model.device)
+        self.tokens[width][0].copy_(torch.tensor(list(tail_ids) + [0] * (width - n)))
+        self.n_real.fill_(n)
+        self.base.fill_(cache.length)
+        self._graph(("append", width), lambda: self._append(width))()
+        step = self._graph("step", self._step)
+        for _ in range(max_new - 1):
+            step()
+        self.replays += max_new
+        out = self.out[:max_new].tolist()                       # the decision's one read-back
+        stops = set(int(s) for s in stop_ids)
+        cut = next((i for i, t in enumerate(out) if t in stops), None)
+        kept = out if cut is None else out[:cut + 1]
+        cache.length += n + (cut if cut is not None else max_new - 1)  # the ids fed back (a stop id is not)
+        cache.last_logits = None
+        return kept

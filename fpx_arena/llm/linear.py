@@ -85,7 +85,7 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.qweight is not None:
-            if x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+            if x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1" and QLINEAR_BACKEND is None:
                 return self._cpu_reference(x)
             return quantized_linear(x, self.qweight, self.bias, QLINEAR_BACKEND)
         return F.linear(x, self.weight, self.bias)

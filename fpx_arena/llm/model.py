@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fastpath
 from . import plans as plans_mod
 from .linear import Linear
 
@@ -315,7 +316,8 @@ class Transformer(nn.Module):
             plans_mod.install(self, active if active is not None else pw)
             return pw.name
 
-    def _plan_key(self, name: str) -> str:
+    def plan_key(self, name: str) -> str:
+        """The name of the held plan that `name` (a plan name or a precision string) denotes."""
         if name in self._plans:
             return name
         from .precision import ALIASES, split_precision
@@ -332,7 +334,7 @@ class Transformer(nn.Module):
     def use_plan(self, name: str) -> None:
         """Run the following calls with plan ``name``'s weights (a few thousand attribute
         writes at most; nothing is copied, CUDA graphs of other plans stay valid)."""
-        key = self._plan_key(name)
+        key = self.plan_key(name)
         if key != self.plan_name:
             plans_mod.install(self, self._plans[key])
 
@@ -345,7 +347,7 @@ class Transformer(nn.Module):
             yield self._plans[self.plan_name]
 
     def plan_weights(self, name: str | None = None) -> plans_mod.PlanWeights:
-        return self._plans[self._plan_key(name or self.plan_name)]
+        return self._plans[self.plan_key(name or self.plan_name)]
 
     def plan_bytes(self, name: str | None = None) -> int:
         """Resident bytes of the tensors plan ``name`` (default: the active one) reads:
@@ -449,7 +451,10 @@ class Transformer(nn.Module):
         start = cache.length
         cache.reserve(start + 1)
         positions = torch.arange(start, start + 1, device=self.device)
-        out = self._forward(ids, positions, cache, start, None)[:, -1]
+        if ids.shape[0] == 1 and fastpath.usable(self, cache):  # the fused kernels (CUDA)
+            out = fastpath.decode_step(self, cache, ids[0], positions).float()
+        else:
+            out = self._forward(ids, positions, cache, start, None)[:, -1]
         cache.length = start + 1
         cache.last_logits = out[0]
         return out

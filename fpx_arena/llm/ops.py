@@ -42,26 +42,22 @@ def _(x, tensors, fmt, n, k, out_multiplier, bias, backend):
     return x.new_empty(*x.shape[:-1], n)
 
 
-def _opaque(qw: QuantizedWeight) -> bool:
-    """Whether the op can carry this weight (every field a tensor, None or a known plain one)."""
-    for name in _FIELDS:
-        if name not in _PLAIN and not (getattr(qw, name) is None or isinstance(getattr(qw, name), torch.Tensor)):
-            return False
-    return True
+# Whether the op can carry the weight type: every field a tensor (or None) but the plain ones.
+# Decided once from the class, so a compiled caller guards on nothing that changes.
+_CARRIES = all(name in _PLAIN or "Tensor" in str(f.type) for name, f in
+               ((f.name, f) for f in dataclasses.fields(QuantizedWeight)))
 
 
-_CARRIES = None
+def op_tensors(qw: QuantizedWeight) -> list:
+    """The tensors of a quantized weight as the op takes them (field order)."""
+    return [getattr(qw, name) for name in _FIELDS if name not in _PLAIN]
 
 
 def quantized_linear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None,
                      backend: str | None = None) -> torch.Tensor:
     """x @ W^T (+ bias) through the custom op (``kernels.qlinear`` for a weight type the op
     cannot carry)."""
-    global _CARRIES
-    if _CARRIES is None:
-        _CARRIES = _opaque(qw)
     if not _CARRIES:
         return qlinear(x, qw, bias, backend=backend)
-    tensors = [getattr(qw, name) for name in _FIELDS if name not in _PLAIN]
-    return qlinear_op(x, tensors, qw.fmt, int(qw.shape[0]), int(qw.shape[1]), float(qw.out_multiplier),
+    return qlinear_op(x, op_tensors(qw), qw.fmt, int(qw.shape[0]), int(qw.shape[1]), float(qw.out_multiplier),
                       bias, backend or "")

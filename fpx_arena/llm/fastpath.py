@@ -1,0 +1,61 @@
+"""The fused decode step: one token of a batch-1 cache in about ten kernels per layer.
+
+Per layer: residual add + RMSNorm (one kernel), q/k/v as one projection, rope + the KV-cache
+write (one kernel, with Qwen3's q/k norm), attention of the one query over the cache split
+along the sequence (two kernels), the output projection, residual add + RMSNorm, gate/up as
+one projection, SwiGLU (one kernel), the down projection. The quantized projections are the
+kernels' GEMVs (``kernels.qlinear``), the dense ones cuBLAS. Position and slot are device
+tensors, so the step can be captured in a CUDA graph once and replayed as the cache fills
+(see cuda_graph.py).
+
+Runs on CUDA, and on the CPU under ``TRITON_INTERPRET=1`` (the same Triton code, for tests);
+``usable()`` says when: bf16/fp16 compute, a head size the attention kernel takes, batch 1.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..kernels import fused
+
+
+def usable(model, cache) -> bool:
+    dev = model.device
+    if dev.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        return False
+    return (not getattr(model, "eager_decode", False) and cache.k.shape[1] == 1
+            and fused.supported(model.config.head_dim, model.dtype))
+
+
+def _proj(fusedlin, members, x):
+    if fusedlin is not None and fusedlin.current():
+        return fusedlin(x)
+    return torch.cat([m(x) for m in members], dim=-1)
+
+
+def decode_step(model, cache, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Logits [1, vocab] (the compute dtype) of token [1] (a device tensor) written at cache
+    slot ``pos`` [1] (also its rope position), attending over slots 0..pos. Does not touch
+    cache.length."""
+    c = model.config
+    eps = c.norm_eps
+    x = model.embed(token.reshape(1))                 # [1, dim]; updated in place by add_rmsnorm
+    length = pos + 1
+    delta = None
+    for i, blk in enumerate(model.layers):
+        attn, mlp = blk.attn, blk.mlp
+        h = fused.add_rmsnorm(x, delta, blk.attn_norm.weight, eps)
+        qkv = _proj(attn.fused_qkv, (attn.q_proj, attn.k_proj, attn.v_proj), h)
+        k_cache, v_cache = cache.k[i, 0], cache.v[i, 0]
+        qn = attn.q_norm.weight if attn.q_norm is not None else None
+        kn = attn.k_norm.weight if attn.k_norm is not None else None
+        q = fused.rope_kv_write(qkv, pos, pos, model.inv_freq, k_cache, v_cache, c.n_heads, c.n_kv_heads,
+                                qn, kn, eps)
+        a = fused.decode_attention(q.reshape(c.n_heads, c.head_dim), k_cache, v_cache, length)
+        delta = attn.o_proj(a.reshape(1, -1))
+        h = fused.add_rmsnorm(x, delta, blk.mlp_norm.weight, eps)
+        gu = _proj(mlp.fused_gate_up, (mlp.gate_proj, mlp.up_proj), h)
+        delta = mlp.down_proj(fused.silu_mul(gu))
+    h = fused.add_rmsnorm(x, delta, model.norm.weight, eps)
+    return model.lm_head(h)
