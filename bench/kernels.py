@@ -107,11 +107,14 @@ def sass_summary(out_dir: str) -> list:
     import re
     from collections import Counter
     rows = []
-    for flavour, mod in ops._modules.items():
-        if flavour:
+    for (source, interpret), mod in ops._modules.items():
+        if interpret:
             continue
-        for kname in ("wq_matmul_kernel", "w8a8_matmul_kernel", "act_quant_fp8_kernel"):
-            fn = getattr(mod, kname)
+        for kname in ("wq_matmul_kernel", "w8a8_matmul_kernel", "act_quant_fp8_kernel",
+                      "gemv_kernel", "w8a8_fused_kernel"):
+            fn = getattr(mod, kname, None)
+            if fn is None:
+                continue
             caches = getattr(fn, "device_caches", None) or {}
             kernels = []
             for dev_cache in caches.values():

@@ -22,7 +22,7 @@ else:
         quantize_mxfp4, quantize_nvfp4, quantize_weight, unpack_fp4_planes,
     )
     from .ops import (  # noqa: F401
-        W8A8Config, WQConfig, candidate_configs, m_bucket, qlinear, quantize_act_fp8, triton_available,
+        GemvConfig, W8A8Config, WQConfig, candidate_configs, gemv_candidates, m_bucket, qlinear, quantize_act_fp8, triton_available,
         uses_fp8_activations, w8a8_candidates,
     )
     from .reference import qlinear_torch, reference_product, relative_error  # noqa: F401
@@ -36,6 +36,6 @@ else:
         "quantize_fp8_rows", "quantize_fp8_tokens", "quantize_nvfp4", "quantize_mxfp4",
         "quantize_act_fp8", "pack_fp4_planes", "unpack_fp4_planes",
         "qlinear_torch", "reference_product", "relative_error", "uses_fp8_activations",
-        "WQConfig", "W8A8Config", "candidate_configs", "w8a8_candidates", "m_bucket",
+        "WQConfig", "W8A8Config", "GemvConfig", "gemv_candidates", "candidate_configs", "w8a8_candidates", "m_bucket",
         "triton_available",
     ]

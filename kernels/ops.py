@@ -38,16 +38,17 @@ _lock = threading.Lock()
 _modules: dict = {}
 
 
-def _kernels(interpret: bool):
-    """The kernel module, compiled for CUDA or run by the Triton interpreter. TRITON_INTERPRET
-    is read when ``@triton.jit`` runs, so each flavour is its own module object."""
+def _kernels(interpret: bool, source: str = "_triton"):
+    """A kernel module (``_triton`` or ``_gemv``), compiled for CUDA or run by the Triton
+    interpreter. TRITON_INTERPRET is read when ``@triton.jit`` runs, so each flavour is its own
+    module object."""
     with _lock:
-        if interpret in _modules:
-            return _modules[interpret]
+        if (source, interpret) in _modules:
+            return _modules[(source, interpret)]
         import triton  # noqa: F401  (raises ImportError if Triton is missing)
 
-        name = f"{__package__}._triton_{'interp' if interpret else 'cuda'}"
-        path = os.path.join(os.path.dirname(__file__), "_triton.py")
+        name = f"{__package__}.{source}_{'interp' if interpret else 'cuda'}"
+        path = os.path.join(os.path.dirname(__file__), source + ".py")
         old = os.environ.get("TRITON_INTERPRET")
         knobs = getattr(sys.modules["triton"], "knobs", None)
         old_knob = knobs.runtime.__dict__.get("interpret", None) if knobs else None
@@ -69,7 +70,7 @@ def _kernels(interpret: bool):
                     knobs.runtime.__dict__.pop("interpret", None)
                 else:
                     knobs.runtime.interpret = old_knob
-        _modules[interpret] = mod
+        _modules[(source, interpret)] = mod
         return mod
 
 
@@ -94,6 +95,17 @@ class WQConfig:
     num_warps: int
     num_stages: int
     xperm: bool = False
+
+
+@dataclass(frozen=True)
+class GemvConfig:
+    """CUDA-core GEMV tile (``_gemv.py``): BN weight rows x BW 32-bit words of K per step (four
+    words, 16 bytes, per thread along K), K split over SPLIT_K programs."""
+    BN: int
+    BW: int
+    SPLIT_K: int
+    num_warps: int
+    num_stages: int
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,43 @@ def candidate_configs(fmt: str, m: int, n: int, k: int, sms: int = 132, interpre
     return out
 
 
+GEMV_MAX_M = 4             # tokens up to which the CUDA-core GEMV is a candidate
+
+
+def gemv_eligible(qw: QuantizedWeight, x2: torch.Tensor) -> bool:
+    """FP8 weights need K % 4 == 0 (32-bit words of codes); FP4 reads the tokens in bf16/fp16
+    pairs (an fp32 x goes to the tensor-core kernel)."""
+    if x2.shape[0] > GEMV_MAX_M:
+        return False
+    if qw.fmt == "fp8":
+        return qw.shape[1] % 4 == 0
+    return x2.dtype in (torch.bfloat16, torch.float16) and x2.stride(0) % 2 == 0
+
+
+def gemv_candidates(fmt: str, m: int, n: int, k: int, sms: int = 132, interpret: bool = False):
+    """GEMV tiles tried for one shape: rows per program, words per step, and a split of K that
+    brings the programs to about 2-4 per SM (the first is the untuned default)."""
+    n_w = k // 4 if fmt == "fp8" else -(-k // 64) * 8
+    if interpret:
+        bw = 16
+        return [GemvConfig(32, bw, 2 if n_w >= 4 * bw else 1, 4, 1)]
+    out = []
+    # (rows, words per step, warps): 4 to 8 rows per thread; a few programs per SM
+    for bn, bw, warps in ((128, 64, 4), (64, 64, 4), (128, 32, 4), (256, 64, 8)):
+        tiles = -(-n // bn) * m
+        steps = max(1, -(-n_w // bw))
+        for per_sm in (3, 6):
+            split = max(1, min(-(-per_sm * sms // tiles), steps, 32))
+            for s in range(split, max(1, split // 2) - 1, -1):     # prefer an even division
+                if steps % s == 0:
+                    split = s
+                    break
+            cfg = GemvConfig(bn, bw, split, warps, 1)
+            if cfg not in out:
+                out.append(cfg)
+    return out
+
+
 def w8a8_candidates(m: int, interpret: bool = False):
     if interpret:
         return [W8A8Config(32, 32, 32, 4, 4, 1)]
@@ -184,7 +233,8 @@ def _load_cache() -> None:
     try:
         with open(_cache_path()) as f:
             for key, val in json.load(f).items():
-                _tuned[key] = (W8A8Config if key.startswith("w8a8") else WQConfig)(**val)
+                kind = val.pop("type", None) or ("W8A8Config" if key.startswith("w8a8") else "WQConfig")
+                _tuned[key] = _CONFIG_TYPES[kind](**val)
     except (OSError, ValueError, TypeError):
         pass
 
@@ -194,7 +244,8 @@ def _save_cache() -> None:
         path = _cache_path()
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "w") as f:
-            json.dump({k: asdict(v) for k, v in _tuned.items()}, f, indent=1, sort_keys=True)
+            json.dump({k: {"type": type(v).__name__, **asdict(v)} for k, v in _tuned.items()}, f,
+                      indent=1, sort_keys=True)
         os.replace(path + ".tmp", path)
     except OSError:
         pass
@@ -274,6 +325,30 @@ def _launch_wq(mod, x2, qw: QuantizedWeight, bias, y, cfg: WQConfig, use_asm: bo
         m, n, k, x2.stride(0), y.stride(0), float(qw.out_multiplier), cfg.SPLIT_K,
         FMT=REGISTRY[qw.fmt].kernel_id, BN=cfg.BN, BM=cfg.BM, G=cfg.G, SPLIT=cfg.SPLIT_K > 1,
         HAS_BIAS=bias is not None, USE_ASM=use_asm, EVEN=_even(n, k, cfg), XPERM=xperm,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+
+def _launch_gemv(mod, x2, qw: QuantizedWeight, bias, y, cfg: GemvConfig, use_asm: bool) -> None:
+    m, k = x2.shape
+    n = qw.shape[0]
+    grid = (-(-n // cfg.BN), m, cfg.SPLIT_K)
+    if cfg.SPLIT_K > 1:
+        part = _workspace(x2.device, "part", cfg.SPLIT_K * m * n, torch.float32)
+        lock = _workspace(x2.device, "lock", grid[0] * grid[1], torch.int32)
+    else:
+        part = lock = y
+    codes = qw.codes.view(torch.int32)
+    n_w = codes.shape[1]
+    ks = qw.kernel_scales if qw.fmt != "fp8" else codes
+    wscale = qw.scales if qw.fmt == "fp8" else y
+    xk = 1 if x2.dtype == torch.float16 else 0
+    xp = x2.view(torch.int32) if qw.fmt != "fp8" else x2
+    mod.gemv_kernel[grid](
+        codes, ks, wscale, x2, xp, y, bias if bias is not None else y, part, lock,
+        m, n, k, x2.stride(0), y.stride(0), float(qw.out_multiplier), cfg.SPLIT_K,
+        FMT=REGISTRY[qw.fmt].kernel_id, BN=cfg.BN, BW=cfg.BW, SPLIT=cfg.SPLIT_K > 1,
+        HAS_BIAS=bias is not None, USE_ASM=use_asm,
+        EVEN=n % cfg.BN == 0 and n_w % (cfg.BW * cfg.SPLIT_K) == 0, XK=xk,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
 
@@ -409,8 +484,17 @@ def qlinear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = No
     else:
         sms = 132 if interpret else torch.cuda.get_device_properties(x.device).multi_processor_count
         cands = candidate_configs(qw.fmt, m, n, k, sms, interpret)
-        run = lambda c: _launch_wq(mod, x2, qw, bias, y, c, use_asm=not interpret)   # noqa: E731
         kind = "wq"
+        if gemv_eligible(qw, x2):       # decode: the GEMV and the tensor-core tiles compete
+            cands = gemv_candidates(qw.fmt, m, n, k, sms, interpret) + cands[:2 if m <= 2 else 4]
+            kind = "dec"
+        gemv_mod = _kernels(interpret, "_gemv") if kind == "dec" else None
+
+        def run(c):
+            if isinstance(c, GemvConfig):
+                _launch_gemv(gemv_mod, x2, qw, bias, y, c, use_asm=not interpret)
+            else:
+                _launch_wq(mod, x2, qw, bias, y, c, use_asm=not interpret)
     if config is not None:
         cfg = config
     elif interpret:
@@ -421,3 +505,6 @@ def qlinear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = No
     last_choice.update(kind=kind, config=cfg)
     run(cfg)
     return y.reshape(*x.shape[:-1], n)
+
+
+_CONFIG_TYPES = {c.__name__: c for c in (WQConfig, GemvConfig, W8A8Config)}

@@ -73,6 +73,11 @@ def test_triton_matches_float64_product(fmt, m):
     # the torch backend rounds the same fp32 sums: a bf16 step apart where the summation order
     # tips a rounding (never in the interpreter, which sums like torch)
     apart = ulps_apart(y, y_ref)
+    if CUDA and fmt != "fp8" and isinstance(ops.last_choice["config"], ops.GemvConfig):
+        # the FP4 GEMV sums 16 products in fp16 (HFMA2) before fp32: ~1e-3 more error, so
+        # about a quarter of the outputs round the other way (test_kernels_gemv.py bounds it)
+        assert apart.max() <= 2 and (apart > 0).float().mean() <= 0.5
+        return
     assert apart.max() <= (2 if CUDA else 1) and (apart > 0).float().mean() <= (0.05 if CUDA else 0.002)
 
 
