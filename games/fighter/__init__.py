@@ -15,13 +15,13 @@ from .rules import action_names, decode, describe
 # what an LLM agent's system prompt says about the game (changing it changes every prompt, and
 # the shipped policies were trained on these words)
 RULES = ("You control a fighter in a 2D fighting game that runs at 60 frames per second and never "
-        "waits for you. Reduce the opponent's health (hp) to 0 before time runs out. "
-        "Attacks: jab (fast, mid, short reach 40px), kick (overhead, reach 60px, blocked only by "
-        "block), sweep (low, reach 72px, knocks down, blocked only by lowblock), fireball "
-        "(projectile, one at a time). Defence: block guards high and mid, lowblock guards low and "
-        "mid; back walks away and guards high. Movement: forward, back, jump, leap (jump forward), "
-        "crouch; wait sends nothing new. An attack in its startup can still be blocked; attack "
-        "when the gap is inside your reach and the opponent is busy or recovering.")
+         "waits for you. Reduce the opponent's health (hp) to 0 before time runs out. "
+         "Attacks: jab (fast, mid, short reach 40px), kick (overhead, reach 60px, blocked only by "
+         "block), sweep (low, reach 72px, knocks down, blocked only by lowblock), fireball "
+         "(projectile, one at a time). Defence: block guards high and mid, lowblock guards low and "
+         "mid; back walks away and guards high. Movement: forward, back, jump, leap (jump forward), "
+         "crouch; wait sends nothing new. An attack in its startup can still be blocked; attack "
+         "when the gap is inside your reach and the opponent is busy or recovering.")
 
 GAME = Game(
     name="fighter",

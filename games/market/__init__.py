@@ -14,13 +14,13 @@ from .keys import KEYMAP
 # what an LLM agent's system prompt says about the game (changing it changes every prompt, and
 # the shipped policies were trained on these words)
 RULES = ("You trade one asset against market makers in a market that ticks 20 times a second and "
-        "never waits for you. A signal announces how many price ticks the market will move and in "
-        "how many ticks; whoever acts on it first trades at the old quotes, later traders fill "
-        "worse or not at all. buy and sell trade a small size at market, lift and hit a large "
-        "size; bid and offer rest a small order one tick inside the spread; cancel removes your "
-        "resting orders; flatten closes your position; hold does nothing. Buy before a positive "
-        "signal is priced in, sell before a negative one, flatten afterwards. End the day with the "
-        "highest pnl.")
+         "never waits for you. A signal announces how many price ticks the market will move and in "
+         "how many ticks; whoever acts on it first trades at the old quotes, later traders fill "
+         "worse or not at all. buy and sell trade a small size at market, lift and hit a large "
+         "size; bid and offer rest a small order one tick inside the spread; cancel removes your "
+         "resting orders; flatten closes your position; hold does nothing. Buy before a positive "
+         "signal is priced in, sell before a negative one, flatten afterwards. End the day with the "
+         "highest pnl.")
 
 GAME = Game(
     name="market",
