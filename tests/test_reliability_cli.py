@@ -9,6 +9,7 @@ import shlex
 
 import pytest
 
+from fpx_arena import agents, games, run_match
 from fpx_arena.cli import main
 
 P = "play fighter --max-ticks 20"
@@ -46,6 +47,11 @@ BAD = [
     ("calibrate arena-tiny --gamma nan --out p.json", "--gamma"),
     ("dataset fighter --heldout nan --out d", "--heldout"), ("eval arena-tiny --seed -2", "--seed"),
     ("nosuchcommand", "invalid choice"),
+    ("render ok.replay --out o.gif --fps nan", "--fps"), ("render ok.replay --out o.gif --fps 0", "--fps"),
+    ("render ok.replay --out o.gif --start 1e308", "--start"), ("render ok.replay --out o.gif --end -1", "--end"),
+    ("render ok.replay --out o.gif --start 0.5 --end 0.2", "must come after"),
+    ("render ok.replay --out o.gif --start 500", "past the end"), ("watch ok.replay --start nan", "--start"),
+    ("quality arena-tiny --max-tokens 0", "--max-tokens"), ("prompt arena-tiny --device tpu", "not a device"),
 ]
 
 
@@ -58,6 +64,9 @@ def folder(tmp_path_factory):
     (d / "badprof.json").write_text('{"format": "fpx-arena-latency-profile", "version": 1, '
                                     '"profiles": [{"agent": "random", "samples_ms": [1e999]}]}')
     (d / "notjson.json").write_text("x")
+    env = games.make("fighter", round_ticks=60)
+    run_match(env, {a: agents.make("random") for a in env.possible_agents}, record=d / "ok.replay", game="fighter",
+              env_kwargs={"round_ticks": 60})
     (d / "huge.toml").write_text('name = "t"\ngames_per_pairing = 2000000000\n[[agents]]\nname = "a"\n'
                                  'spec = "random"\n[[agents]]\nname = "b"\nspec = "random"\n'
                                  '[games.fighter]\nclock = "lockstep"\n')
@@ -81,7 +90,7 @@ def test_every_bad_invocation_is_one_line_exit_2(folder, monkeypatch):
             failures.append(f"{case!r}: rc={rc}, stderr={err!r}")
     assert not failures, "\n".join(failures)
     assert len(BAD) >= 40
-    assert not (folder / "runs").exists()  # nothing ran
+    assert not (folder / "runs").exists() and not (folder / "o.gif").exists()  # nothing ran
 
 
 def test_a_replay_that_cannot_be_written_fails_after_the_result_is_printed(folder, monkeypatch, tmp_path):

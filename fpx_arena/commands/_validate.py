@@ -111,3 +111,16 @@ def build(what: str, make):
 
 __all__ = ["number", "integer", "seed", "tick_hz", "milliseconds", "seconds", "existing_file", "ms_value",
            "known_ids", "make_env", "build", "MAX_MS", "MAX_SEED"]
+
+
+def device(text: str) -> str:
+    """A torch device this build can name: cpu, cuda or cuda:N (checked for existence when the
+    model loads)."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d{1,2})?|mps", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device (cpu, cuda or cuda:N)")
+    return text
+
+
+match_seconds = number(0.0, 1e7, unit=" s")  # a position in a match

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from ..errors import UserError
+from . import _validate as valid
 
 HELP = "rank linear layers by FP4 error (FPX) and write a precision plan"
 
@@ -26,7 +27,7 @@ def add_arguments(p):
     p.add_argument("--gamma", type=float, default=0.3, help="fraction of linear layers in FP4 (default 0.3)")
     p.add_argument("--lm-head", default="bf16", help="lm_head format: bf16, fp8, nvfp4, mxfp4 (default bf16)")
     p.add_argument("--out", required=True, metavar="PLAN.json", help="plan file to write")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--device", type=valid.device, default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--table", action="store_true", help="print every layer's eps")
 
 

@@ -19,11 +19,11 @@ def add_arguments(p):
     p.add_argument("--game", default=None, help="game name (default: the first of `fpx-arena games`)")
     p.add_argument("--precision", default="bf16", help="fp32, bf16, fp8, fp4, nvfp4, mxfp4, fpx:<gamma> or a plan file (default bf16)")
     p.add_argument("--mode", default="constrained", choices=["constrained", "free"])
-    p.add_argument("--max-tokens", type=int, default=8, help="free mode: most tokens generated (default 8)")
+    p.add_argument("--max-tokens", type=valid.integer(1, 4096), default=8, help="free mode: most tokens generated (default 8)")
     p.add_argument("--seed", type=valid.seed, default=0, help="game seed (default 0)")
     p.add_argument("--ticks", type=valid.integer(0, 1_000_000), default=0, help="random steps before the observation (default 0)")
     p.add_argument("--agent", default=None, help="player id (default: the game's first)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--device", type=valid.device, default=None, help="cpu or cuda (default: cuda if available)")
 
 
 def run(args) -> int:

@@ -16,6 +16,7 @@ import json
 import sys
 
 from ..errors import UserError
+from . import _validate as valid
 
 HELP = "perplexity and action agreement of FP8/FP4/FPX plans against bf16"
 
@@ -27,8 +28,8 @@ def add_arguments(p):
     p.add_argument("--uniform", default="fp8,nvfp4,mxfp4", help="uniform formats to add (default fp8,nvfp4,mxfp4)")
     p.add_argument("--obs", type=int, default=150,
                    help="observations per game for action agreement, at most 15 from one match (default 150)")
-    p.add_argument("--max-tokens", type=int, default=320, help="tokens per text sequence at most (default 320)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--max-tokens", type=valid.integer(2, 1_000_000), default=320, help="tokens per text sequence at most (default 320)")
+    p.add_argument("--device", type=valid.device, default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--out", default=None, metavar="JSON", help="write the report here")
     p.add_argument("--plot", default=None, metavar="PNG", help="write a plot here")
 

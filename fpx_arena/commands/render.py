@@ -12,7 +12,9 @@ Examples:
 from __future__ import annotations
 
 from .. import replay
+from ..errors import UserError
 from ..viewer import render_replay
+from . import _validate as valid
 
 HELP = "export a replay as GIF, MP4 or PNG frames (headless)"
 
@@ -20,19 +22,24 @@ HELP = "export a replay as GIF, MP4 or PNG frames (headless)"
 def add_arguments(p):
     p.add_argument("replay", help="replay file (from `fpx-arena play --record`)")
     p.add_argument("--out", "-o", required=True, help="match.gif, match.mp4, or a folder for PNG frames")
-    p.add_argument("--fps", type=float, default=None,
+    p.add_argument("--fps", type=valid.number(0.0, 1000.0, positive=True), default=None,
                    help="frames per second of the output (default: 25 for GIF, the game's rate otherwise)")
     p.add_argument("--scale", type=float, default=None,
                    help="size relative to the 960x600 window (default: 0.5 for GIF, 1 otherwise)")
-    p.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="first match second to show")
-    p.add_argument("--end", type=float, default=None, metavar="SECONDS", help="last match second to show")
+    p.add_argument("--start", type=valid.match_seconds, default=0.0, metavar="SECONDS", help="first match second to show")
+    p.add_argument("--end", type=valid.number(0.0, 1e7, positive=True, unit=" s"), default=None, metavar="SECONDS", help="last match second to show")
     p.add_argument("--hitboxes", action="store_true", help="draw hit and hurt boxes (games whose drawer has them)")
     p.add_argument("--no-overlays", action="store_true", help="leave out the per-agent panels")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    replay.load(args.replay)  # a malformed file fails here, in one line
+    data = replay.load(args.replay)  # a malformed or edited file fails here, in one line
+    length = len(data["actions"]) / float(data["tick_hz"])
+    if args.start >= length:
+        raise UserError(f"--start {args.start:g} s is at or past the end of the match ({length:.2f} s)")
+    if args.end is not None and args.end <= args.start:
+        raise UserError(f"--end {args.end:g} s must come after --start {args.start:g} s")
     info = render_replay(args.replay, args.out, fps=args.fps, scale=args.scale, start_s=args.start, end_s=args.end,
                          hitboxes=args.hitboxes, overlays=not args.no_overlays, progress=not args.quiet)
     print(f"wrote {info['frames']} frames ({info['size'][0]}x{info['size'][1]}, {info['fps']:g} fps) "

@@ -13,6 +13,7 @@ from __future__ import annotations
 from .. import replay
 from ..errors import UserError
 from ..viewer import watch_replay
+from . import _validate as valid
 
 HELP = "watch a replay in a window (pause, step, speed, seek)"
 
@@ -20,7 +21,7 @@ HELP = "watch a replay in a window (pause, step, speed, seek)"
 def add_arguments(p):
     p.add_argument("replay", help="replay file (from `fpx-arena play --record`)")
     p.add_argument("--speed", type=float, default=1.0, help="playback speed, x0.25 to x8 (default 1)")
-    p.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="start at this match time")
+    p.add_argument("--start", type=valid.match_seconds, default=0.0, metavar="SECONDS", help="start at this match time")
     p.add_argument("--paused", action="store_true", help="open paused")
     p.add_argument("--hitboxes", action="store_true", help="show hit and hurt boxes (games whose drawer has them)")
 
