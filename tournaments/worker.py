@@ -13,7 +13,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from .. import agents
+from .. import agents, games
 from ..isolation import is_hung
 from .schedule import match_spec
 from .store import summarize
@@ -71,7 +71,9 @@ class MatchPlayer:
         match = match_spec(self.spec, task, self.latencies)
         players = {seat: self.agent(name) for seat, name in zip(task.seat_ids, task.seats)}
         env = match.make_env()
-        if self.replay_dir is not None:
+        if match.game not in games.names():  # replays name registered games only: none for module:function games
+            record = None
+        elif self.replay_dir is not None:
             record = self.replay_dir / task.replay_name
         else:  # a remote worker: record locally, ship the bytes to the driver
             fd, tmp = tempfile.mkstemp(suffix=".replay.gz")
@@ -88,14 +90,15 @@ class MatchPlayer:
                     self.failed[name] = f"agent {name!r} ({entry.spec}) is unavailable: {error[7:].strip()}"
                     raise AgentUnavailable(name, self.failed[name])
             replay_bytes = None
-            if self.replay_dir is None:
+            if self.replay_dir is None and record is not None:
                 replay_bytes = record.read_bytes()
         finally:
             if hasattr(env, "close"):
                 env.close()
-            if self.replay_dir is None:
+            if self.replay_dir is None and record is not None:
                 record.unlink(missing_ok=True)
-        summary = summarize(task, result, replay=f"replays/{task.replay_name}", worker=self.worker)
+        summary = summarize(task, result, replay=f"replays/{task.replay_name}" if record is not None else None,
+                            worker=self.worker)
         return ("done", task.key, summary, replay_bytes)
 
     def close(self):
