@@ -100,7 +100,10 @@ def of_env(env) -> Game | None:
             return get(name)
     for name, ep in _entry_points().items():
         if module == ep.module or module.startswith(ep.module.rsplit(".", 1)[0] + "."):
-            game = get(name)
+            try:
+                game = get(name)
+            except SpecError:  # a broken plugin of the same package: not this env's game
+                continue
             if _owns(game, module):
                 return game
     return None
