@@ -8,6 +8,7 @@ Times are in milliseconds of the match's own time line: virtual under ``lockstep
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -30,12 +31,22 @@ class DecisionContext:
 
 
 def accepts_context(agent) -> bool:
-    """Whether ``agent.act`` takes a ``context`` keyword (checked once per match, not per tick)."""
+    """Whether ``agent.act`` takes a ``context`` keyword (checked once per match, not per tick;
+    remembered per function, since reading a signature costs more than a scripted match's tick)."""
     act = getattr(agent, "act", None)
     if act is None:
         return False
+    fn = getattr(act, "__func__", act)
     try:
-        params = inspect.signature(act).parameters
+        return _takes_context(fn)
+    except TypeError:  # an unhashable callable
+        return _takes_context.__wrapped__(fn)
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_context(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
     return "context" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

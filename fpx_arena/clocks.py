@@ -15,6 +15,7 @@ Every clock but lockstep adds the agent's network delay. The interface is small:
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
 
@@ -117,6 +118,7 @@ def make_clock(name: str, agents: list, delay_ms: dict, *, latency=None, seed: i
     return CLOCKS[name](agents, delay_ms)
 
 
+@functools.lru_cache(maxsize=4096)  # a SeedSequence costs more than a scripted match's tick
 def agent_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, index, 0xA6E7]).generate_state(1)[0])
 

@@ -22,6 +22,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -222,7 +223,8 @@ class _Match:
         limit = self.spec.max_ticks if self.spec.max_ticks is not None else sys.maxsize
         set_order = self.set_order
         dead = [s for s in self.slots if s.land > 0]  # reset() failed: the late policy for good
-        fast = [(s.i, s.id, s.act, s.n) for s in self.slots if s.land <= 0]
+        # per agent a mask memo (see _legal): [mask, its legal actions as bytes, mask seen once]
+        fast = [(s.i, s.id, s.act, s.n, [None, b"", None]) for s in self.slots if s.land <= 0]
         base_actions = {s.id: s.noop for s in dead}
         base_row = [s.noop if s in dead else None for s in self.slots]
         base_late = sum(1 << s.i for s in dead)
@@ -238,7 +240,7 @@ class _Match:
                         if s.id not in live:
                             del actions[s.id]
                             row[s.i], late = None, late & ~(1 << s.i)
-                for i, a, act, size in seated:
+                for i, a, act, size, memo in seated:
                     obs = observations[a]
                     try:
                         action = act(obs, infos.get(a))
@@ -246,9 +248,11 @@ class _Match:
                         action = _Failed(_EXIT, f"the agent called sys.exit({e.code!r})")
                     except Exception as e:
                         action = _Failed(ERROR, f"{type(e).__name__}: {e}")
-                    if not (type(action) is int and 0 <= action < size and (
-                            type(obs) is not dict or (m := obs.get("action_mask")) is None or m[action])):
-                        action = self._lockstep_failure(i, tick, action, obs, infos.get(a), failed)
+                    # the usual case, checked inline: an int in range, legal by the observation's mask
+                    m = obs.get("action_mask") if type(obs) is dict else None
+                    if not (type(action) is int and 0 <= action < size and m is not None and (
+                            memo[1][action] if m is memo[0] else _legal(memo, m, action, size))):
+                        action = self._lockstep_check(i, tick, action, obs, infos.get(a), failed)
                         if action is None:  # late policy: repeat re-applies what it applied last
                             action = actions_log[-1][i] if self.slots[i].repeat and actions_log else self.slots[i].noop
                             late |= 1 << i
@@ -276,11 +280,11 @@ class _Match:
                 if s not in dead:
                     st.decisions += lived - late
                     st.latencies_ms.extend([0.0] * (lived - late))
-                for r in rewards_log:
-                    st.reward += float(r.get(s.id, 0.0))
+                st.reward += math.fsum(map(float, map(dict.get, rewards_log, repeat(s.id), repeat(0.0))))
 
-    def _lockstep_failure(self, i, tick, action, obs, info, failed: dict):
-        """An action the inline check did not pass: a numpy integer, or a failure (counted)."""
+    def _lockstep_check(self, i, tick, action, obs, info, failed: dict):
+        """The full check of an action the inline one did not pass (a numpy integer, a mask in
+        info, a failure, which is counted)."""
         s = self.slots[i]
         if isinstance(action, _Failed):
             if action.status == _EXIT:
@@ -471,6 +475,17 @@ class _Match:
             winner=winner, stats=stats, trace=self.trace,
             final_digest=env.state_digest() if hasattr(env, "state_digest") else None,
             wall_time_s=time.perf_counter() - self.t0)
+
+
+def _legal(memo: list, mask, action: int, size: int) -> bool:
+    """Whether `mask` allows `action`, remembering a read-only mask seen twice in a row with its
+    legal actions as bytes: games hand out the same few mask arrays tick after tick, and one
+    that cannot change needs no numpy indexing next time."""
+    if mask is memo[2] and isinstance(mask, np.ndarray) and not mask.flags.writeable and mask.base is None \
+            and mask.ndim == 1 and len(mask) >= size:
+        memo[0], memo[1] = mask, bytes(mask.astype(bool))
+    memo[2] = mask
+    return action < len(mask) and bool(mask[action])
 
 
 class _Forfeit(Exception):
