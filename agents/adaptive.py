@@ -15,7 +15,8 @@ Options: ``controller`` (``deadline``, the default, or ``bandit``, ``fixed``; se
 controllers.py), that controller's settings (``k``, ``margin_ms``, ``patience_ms``,
 ``bank_share``; ``explore``, ``cost``, ``spread``, ``alpha``; ``index``), ``memory_gb``, and
 the LLM agent's own options (``mode``, ``max_tokens``, ``threads``, ``graphs``, ...), which
-every candidate gets.
+every candidate gets. From Python, ``latency_prior={key: ms}`` starts candidates from a known
+latency (a calibration, a profile's median) instead of trying each once to learn it.
 
 Each decision: the controller picks a candidate from the scheduler's ``DecisionContext`` and
 the latencies it has learned; that candidate's LLM agent decides. The next decision's context
@@ -77,12 +78,29 @@ def _free_bytes(device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
+def _prior(value, keys: list[str]) -> dict:
+    """{candidate key: ms} from {key or llm:key: ms}."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(f"latency_prior must be a table {{candidate: ms}}, got {value!r}")
+    out = {}
+    for key in keys:
+        ms = value.get(key, value.get("llm:" + key))
+        if ms is None:
+            continue
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not ms >= 0:
+            raise SpecError(f"latency_prior for {key!r} must be a number of ms >= 0, got {ms!r}")
+        out[key] = float(ms)
+    return out
+
+
 class AdaptiveAgent:
     """See the module doc. ``candidates``: ``<model>@<precision>`` strings; ``fit_memory``:
     drop candidates (least accurate first) whose weights would not fit ``memory_gb``."""
 
     def __init__(self, candidates, controller: str = "deadline", memory_gb: float | None = None,
-                 fit_memory: bool = False, agreement: dict | None = None, **options):
+                 fit_memory: bool = False, agreement: dict | None = None, latency_prior=None, **options):
         llm_opts = {k: options.pop(k) for k in list(options) if k in LLM_OPTIONS}
         self.controller_name, self.settings = controller, dict(options)
         if memory_gb is not None and (isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float))
@@ -101,6 +119,7 @@ class AdaptiveAgent:
         for info in self.infos:
             info.agreement = agreement.get(info.key)
         self.memory_gb, self.fit_memory, self.device = memory_gb, fit_memory, llm_opts.get("device")
+        self.prior_ms = _prior(latency_prior, keys)
         # the controller is built here too, so that bad settings fail before any model loads
         self._new_controller()
         self.spec = "adaptive:" + ",".join(keys)
@@ -120,6 +139,9 @@ class AdaptiveAgent:
 
     def _new_controller(self) -> None:
         self.latency = LatencyModel(len(self.infos))
+        for i, info in enumerate(self.infos):
+            if info.key in self.prior_ms:
+                self.latency.prior(i, self.prior_ms[info.key])
         self.controller = make_controller(self.controller_name, self.infos, self.latency, self.settings)
 
     # --- loading ------------------------------------------------------------------------

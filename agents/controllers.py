@@ -104,6 +104,11 @@ class LatencyModel:
             s[2] = (1 - a) * (s[2] + a * d * d)
             s[0] += 1
 
+    def prior(self, cand: int, ms: float) -> None:
+        """Start a candidate from a known latency (one sample's weight; buckets borrow it until
+        they have their own), so that the controller need not try it to know it."""
+        self._stats[(cand, None)] = [1, float(ms), 0.0]
+
     def estimate(self, cand: int, bucket: int):
         """(mean ms, std ms, samples) or None where the candidate was never charged."""
         s = self._stats.get((cand, bucket)) or self._stats.get((cand, None))

@@ -62,6 +62,15 @@ def test_deadline_rule_takes_the_most_accurate_candidate_that_lands_in_time():
     assert ctl.choose(tight) == 1
 
 
+def test_a_latency_prior_spares_the_tries(isolated_fpx_cache):
+    a = AdaptiveAgent(["arena-tiny@bf16", "arena-tiny@nvfp4"], latency_prior={"llm:arena-tiny@nvfp4": 5.0,
+                                                                               "arena-tiny@bf16": 50.0})
+    assert a.controller.choose(Choice(dt_ms=10.0, time_left_ms=10.0)) == 1  # no try of the slow one first
+    assert a.controller.choose(Choice(dt_ms=10.0, time_left_ms=60.0)) == 0
+    with pytest.raises(SpecError, match="must be a number of ms"):
+        AdaptiveAgent(["arena-tiny@bf16"], latency_prior={"arena-tiny@bf16": "fast"})
+
+
 def test_deadline_rule_learns_per_prompt_length_and_widens_its_margin_after_misses():
     lat = LatencyModel(3)
     ctl = DeadlineController(infos(*CANDS), lat, k=1.0)
