@@ -1,10 +1,13 @@
 """Measure the latency profiles the default tournament's `profile` clock draws from.
 
-Each LLM agent of the default tournament plays real matches of each game against that game's
+Each agent of the default tournament plays real matches of each game against that game's
 yardstick under the `measured` clock (one process, torch threads=1, as a tournament worker
-runs them), and every decision's real duration is kept. The profile file of a game
+runs them). The samples are each decision's thread CPU time (time.thread_time around act()):
+the decision's latency on an idle core, which a busy shared machine does not inflate (its wall
+time is kept beside, in the summary, with the load). The profile file of a game
 (`fpx_arena/data/latency-<device>-<game>.json`) records the samples per agent spec, the
-device, the torch thread count, the machine's load before and after, and the exact command.
+device, the torch thread count, the machine's load before and after, the commit and the exact
+command.
 
     python bench/latency_profiles.py [--matches 2] [--samples 400] [--device-tag cpu]
 """
@@ -26,20 +29,42 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: never shad
 
 from bench.machine import cpu_name  # noqa: E402
 from fpx_arena import agents, games, run_match  # noqa: E402
+from fpx_arena.agents.context import accepts_context  # noqa: E402
 from fpx_arena.latency import FORMAT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = ["llm:arena-tiny@bf16?threads=1", "llm:arena-tiny@fp8?threads=1", "llm:arena-tiny@fpx:0.3?threads=1",
-         "llm:arena-tiny@fp4?threads=1", "llm:arena-small@bf16?threads=1", "llm:smollm2-135m@bf16?threads=1"]
+# the LLM agents run with one torch thread (their default on a CPU; set below for older trees)
+SPECS = ["llm:arena-tiny@bf16", "llm:arena-tiny@fp8", "llm:arena-tiny@fpx:0.3", "llm:arena-tiny@fp4",
+         "llm:arena-small@bf16", "llm:arena-small@fp8", "llm:arena-small@fp4", "llm:smollm2-135m@bf16"]
 # game -> (tick_hz, env kwargs, yardstick the agent plays against while it is timed, the scripted
 # bots of the default tournament, timed the same way)
 GAMES = {"fighter": (60, {"round_ticks": 1200}, "fighter/reactive", ["fighter/weak", "fighter/reactive", "random"]),
          "market": (20, {"day_ticks": 400}, "market/informed", ["market/informed", "market/noise"])}
 
 
-def measure(spec: str, game: str, matches: int) -> tuple[list[float], float]:
+class CpuTimed:
+    """An agent that records the thread CPU time of each of the wrapped agent's decisions."""
+
+    def __init__(self, agent):
+        self.agent, self.cpu_ms = agent, []
+        self.context = accepts_context(agent)
+
+    def __getattr__(self, name):
+        return getattr(self.agent, name)
+
+    def reset(self, *args, **kwargs):
+        return self.agent.reset(*args, **kwargs)
+
+    def act(self, observation, info=None, **kwargs):
+        start = time.thread_time()
+        action = self.agent.act(observation, info, **kwargs) if self.context else self.agent.act(observation, info)
+        self.cpu_ms.append((time.thread_time() - start) * 1000.0)
+        return action
+
+
+def measure(spec: str, game: str, matches: int) -> tuple[list[float], list[float], float]:
     tick_hz, env_kwargs, opponent, _ = GAMES[game]
-    agent, other = agents.make(spec), agents.make(opponent)
+    agent, other = CpuTimed(agents.make(spec)), agents.make(opponent)
     samples, started = [], time.perf_counter()
     for seed in range(matches):
         env = games.make(game, **env_kwargs)
@@ -49,7 +74,7 @@ def measure(spec: str, game: str, matches: int) -> tuple[list[float], float]:
         result = run_match(env, seats, tick_hz=tick_hz, clock="measured", seed=1000 + seed, game=game,
                            env_kwargs=env_kwargs)
         samples += result.stats[seat].latencies_ms
-    return samples, time.perf_counter() - started
+    return agent.cpu_ms, samples, time.perf_counter() - started
 
 
 def main(argv=None) -> int:
@@ -74,17 +99,21 @@ def main(argv=None) -> int:
         load_before = os.getloadavg()
         profiles, notes = [], {}
         for spec in args.specs + (GAMES[game][3] if args.bots else []):
-            lat, elapsed = measure(spec, game, args.matches)
-            arr = np.asarray(lat, dtype=float)
+            cpu, wall, elapsed = measure(spec, game, args.matches)
+            arr, wall = np.asarray(cpu, dtype=float), np.asarray(wall, dtype=float)
             keep = arr[np.linspace(0, len(arr) - 1, min(args.samples, len(arr))).round().astype(int)]
             profiles.append({"agent": spec, "device": device,
                              "samples_ms": [round(float(x), 3) for x in keep]})
             notes[spec] = {"decisions": len(arr), "median_ms": round(float(np.median(arr)), 3),
-                           "p90_ms": round(float(np.percentile(arr, 90)), 3), "match_s": round(elapsed / args.matches, 2)}
+                           "p90_ms": round(float(np.percentile(arr, 90)), 3),
+                           "wall_median_ms": round(float(np.median(wall)), 3),
+                           "wall_p90_ms": round(float(np.percentile(wall, 90)), 3),
+                           "match_s": round(elapsed / args.matches, 2)}
             print(f"{game} {spec}: {notes[spec]}", flush=True)
         doc = {"format": FORMAT, "version": 1, "game": game, "device": device,
                "command": command, "commit": commit, "torch": torch.__version__, "python": platform.python_version(),
-               "torch_threads": 1, "clock": "measured", "tick_hz": GAMES[game][0], "env": GAMES[game][1],
+               "torch_threads": 1, "clock": "measured",
+               "timer": "thread CPU time of act() (time.thread_time): the latency on an idle core", "tick_hz": GAMES[game][0], "env": GAMES[game][1],
                "opponent": GAMES[game][2], "matches_per_agent": args.matches,
                "loadavg_before": [round(x, 2) for x in load_before],
                "loadavg_after": [round(x, 2) for x in os.getloadavg()],

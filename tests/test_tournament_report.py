@@ -169,7 +169,7 @@ def test_docs_example_runs_as_documented(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("fighters.toml").write_text(block)
     outcome = run_tournament(load_spec("fighters.toml"), tmp_path / "run", progress=False)
-    assert outcome.stored == outcome.total == 48
+    assert outcome.stored == outcome.total == 72
     (fighter,) = write_reports(tmp_path / "run", n_bootstrap=100)["summaries"]
     assert fighter.answer.startswith("Deploy reactive-")
     # the error the docs show is the one a user gets

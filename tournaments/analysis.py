@@ -196,6 +196,8 @@ def recommendation(s: ArenaSummary) -> str:
         return f"No results for {where} yet."
     n = s.bt.seeds
     over = f"over {n} seed{'s' * (n != 1)} per pairing"
+    if s.matches < s.scheduled:  # a stopped run: agents with fewer games sit nearer the prior
+        over += f" (a partial run: {s.matches} of {s.scheduled} matches)"
     best = cands[0]
 
     def lat(r: AgentRow) -> str:

@@ -232,32 +232,38 @@ def _png(fig) -> bytes:
 
 
 def _place_labels(ax, points, labels, fontsize=8):
-    """Label each point without overlaps: each label starts just right of its point and moves
-    down (then up) in steps of one text line until its box touches no other label nor point;
-    a thin line joins a moved label to its point."""
+    """Label each point without overlaps: each label starts just right (else left) of its point
+    and moves down or up in steps of one text line until its box stays inside the axes and
+    touches no other label nor point; a thin line joins a moved label to its point."""
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
     placed = []
     marks = [ax.transData.transform(p) for p in points]
     order = sorted(range(len(points)), key=lambda i: (-marks[i][1], marks[i][0]))
+    line = fontsize * 1.35  # points
+    tries = [(k, side) for k in range(40) for side in (1, -1)]
     for i in order:
-        x, y = points[i]
-        step = fontsize * 1.35 * fig.dpi / 72.0
-        for k in range(60):
-            dy = 0 if k == 0 else (-1) ** (k + 1) * ((k + 1) // 2) * step
-            text = ax.annotate(labels[i], (x, y), xytext=(6, 3 + dy / fig.dpi * 72.0), textcoords="offset points",
-                               fontsize=fontsize, va="center",
+        best = None
+        for k, side in tries:
+            dy = 0 if k == 0 else (-1) ** (k + 1) * ((k + 1) // 2) * line
+            text = ax.annotate(labels[i], points[i], xytext=(6 * side, dy), textcoords="offset points",
+                               fontsize=fontsize, va="center", ha="left" if side > 0 else "right",
                                arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5") if k else None)
-            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
-            hits_point = any(box.contains(mx, my) for j, (mx, my) in enumerate(marks) if j != i)
-            if not hits_point and not any(box.overlaps(b) for b in placed):
-                placed.append(box)
+            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
+            clear = not any(box.contains(mx, my) for j, (mx, my) in enumerate(marks) if j != i) and \
+                not any(box.overlaps(b) for b in placed)
+            if inside and clear:
+                best = (text, box)
                 break
             text.remove()
-        else:  # crowded beyond 60 lines: keep the last try rather than drop the name
-            placed.append(box)
-            ax.add_artist(text)
+        if best is None:  # too crowded: keep the name beside its point rather than drop it
+            text = ax.annotate(labels[i], points[i], xytext=(6, 0), textcoords="offset points", fontsize=fontsize,
+                               va="center")
+            best = (text, text.get_window_extent(renderer))
+        placed.append(best[1])
 
 
 def plots(s: ArenaSummary) -> dict[str, tuple[str, bytes]]:
@@ -336,7 +342,7 @@ def plots(s: ArenaSummary) -> dict[str, tuple[str, bytes]]:
         ax.set_yticks(range(1, len(data) + 1), [n for n, _ in with_lat][::-1])
         ax.set_xscale("log")
         ax.axvline(s.deadline_ms, color="k", ls=":", lw=1)
-        ax.set_xlabel(f"decision latency (ms, log scale; dotted: one tick; 0 drawn at {floor})")
+        ax.set_xlabel(f"decision latency (ms, log scale; dotted: one tick; under {floor} ms drawn at {floor})")
         ax.set_title(f"{s.label}: latency distributions")
         ax.grid(axis="x", alpha=0.3, which="both")
         out["latency"] = ("Decision latency per agent (box: quartiles, whiskers: 1.5 IQR), log scale.", _png(fig))
