@@ -1,19 +1,15 @@
 """Issue 17, items 1 and 2: files people share (replays, training checkpoints) never run code.
 The package's source holds no unpickling, eval or exec; a crafted checkpoint or replay is refused
 in one line and whatever it carries is never called."""
-import gzip
-import json
-import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 import fpx_arena
-from fpx_arena.errors import ReplayError, UserError
+from fpx_arena.errors import UserError
 
 PACKAGE = Path(fpx_arena.__file__).resolve().parent
 ROOT = PACKAGE.parent
@@ -71,7 +67,7 @@ def test_a_crafted_training_checkpoint_is_refused_and_runs_nothing(tmp_path):
         load_checkpoint(str(path))
     assert "\n" not in str(e.value) and "can read safely" in str(e.value)
     assert not marker.exists()
-    # the same payload as a plain pickle, and as the zip torch writes with a pickle inside
+    # the same payload as a plain pickle file
     path.write_bytes(pickle.dumps(_Payload(str(marker))))
     with pytest.raises(UserError):
         load_checkpoint(str(path))
