@@ -2,6 +2,7 @@
 working folder on the import path by itself): the documented custom-agent command works from
 the repository root, and the working folder never shadows an installed package."""
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,3 +43,17 @@ def test_the_working_folder_comes_last_on_the_import_path(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300)
     assert out.returncode == 0, out.stderr
     assert "myagents:Still" in out.stdout
+
+
+def test_play_help_suggests_only_settings_the_games_accept():
+    from fpx_arena import games
+
+    out = subprocess.run([SCRIPT, "play", "--help"], capture_output=True, text=True, env=_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "round_seconds" not in text
+    examples = re.findall(r"((?:\w+=\d+(?: or )?)+) \((\w+)\)", text)
+    assert {game for _, game in examples} == {"fighter", "market"}, text
+    for settings, game in examples:
+        kwargs = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", settings)}
+        games.make(game, **kwargs)  # raises on a setting the game refuses
