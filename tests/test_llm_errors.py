@@ -186,7 +186,7 @@ def test_gguf_config_contradicts_weights(good, tmp_path):
 
 # --- precision ----------------------------------------------------------------------------------
 def test_precision_errors(good):
-    fails(good[0], "not available yet", exc=UserError, precision="adaptive")
+    fails(good[0], "chosen per decision by an agent", exc=UserError, precision="adaptive")
     fails(good[0], "unknown precision 'int3'", exc=UserError, precision="int3")
 
 

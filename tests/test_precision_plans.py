@@ -49,7 +49,7 @@ def test_precision_strings():
     assert make_plan("mxfp4,head=fp8", names).formats["lm_head"] == "fp8"
     assert make_plan("fp32", names).compute_dtype == torch.float32
     make_plan("fpx:0.3", [])  # only the string is checked (agents do this before loading)
-    for bad, words in (("adaptive", "not available yet"), ("fpx:1.5", "[0, 1]"), ("fpx:abc", "number"),
+    for bad, words in (("adaptive", "chosen per decision by an agent"), ("fpx:1.5", "[0, 1]"), ("fpx:abc", "number"),
                        ("int3", "unknown precision"), ("fp8,tail=fp8", "head=<format>"),
                        ("fp8,head=int2", "unknown"), ("missing/plan.json", "no such file")):
         with pytest.raises(UserError, match=None) as e:

@@ -13,7 +13,8 @@ Precision strings (``load_model(..., precision=)`` and ``llm:<model>@<precision>
   error eps_l (see ``calibrate.py``) in nvfp4, the rest in fp8; exactly round(gamma * L) layers.
 - a path to a plan file (``*.json``, written by ``fpx-arena calibrate`` or ``Plan.save``): layer
   -> format, checked against the model's identity (checkpoint content hash and layer list).
-- ``adaptive``: the online controller (a later issue; a clear error today).
+- ``adaptive``: chosen per decision by an agent (``llm:<model>@adaptive``, docs/adaptive.md),
+  never by a loaded model: one clear error here.
 
 The lm_head stays bf16 unless asked otherwise: append ``,head=<fmt>`` (``fpx:0.3,head=fp8``)
 or pass ``lm_head=`` to ``load_model``.
@@ -180,8 +181,8 @@ def make_plan(precision: str, layer_names: list[str], *, lm_head: str | None = N
             plan.formats.update(fpx_formats(eps, gamma))
             plan.eps = {n: float(eps[n]) for n in blocks}
     elif p == "adaptive":
-        raise UserError("precision 'adaptive' (the online precision controller) is not available yet; "
-                        "use fp32, bf16, fp8, fp4/nvfp4, mxfp4, fpx:<gamma> or a plan file")
+        raise UserError("precision 'adaptive' is chosen per decision by an agent (llm:<model>@adaptive), "
+                        "not by a loaded model: load fp32, bf16, fp8, fp4/nvfp4, mxfp4, fpx:<gamma> or a plan file")
     elif is_plan_file(base):
         return load_plan(base, layer_names, model_id=model_id, lm_head=head)
     else:
