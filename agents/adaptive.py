@@ -131,7 +131,8 @@ class AdaptiveAgent:
         self.last_timing: dict = {}
         self.counts: list[int] = [0] * len(self.agents)
         self._last: int | None = None
-        self._pending: tuple | None = None  # (candidate, Choice) of the decision not yet charged
+        self._pending: tuple | None = None  # (candidate, Choice, clock) of the decision not yet charged
+        self._warm: set = set()  # candidates whose warm-up decision (real clocks) has been charged
 
     @property
     def keys(self) -> list[str]:
@@ -209,6 +210,7 @@ class AdaptiveAgent:
         self._new_controller()
         self.counts = [0] * len(self.agents)
         self._last = self._pending = None
+        self._warm: set = set()
         self.plan = None
 
     def latency_key(self) -> str | None:
@@ -238,8 +240,13 @@ class AdaptiveAgent:
         context's latest latency; a scheduler may call it directly)."""
         if self._pending is None:
             return
-        cand, choice = self._pending
+        cand, choice, clock = self._pending
         self._pending = None
+        if clock in ("measured", "wall") and cand not in self._warm:
+            # a candidate's first decision in real time pays one-time work (CUDA graph capture,
+            # cold caches): learning it would bar the candidate for a cost it never pays again
+            self._warm.add(cand)
+            return
         self.latency.observe(cand, choice.bucket, float(latency_ms))
         self.controller.observe(cand, choice, float(latency_ms))
 
@@ -255,7 +262,7 @@ class AdaptiveAgent:
         agent = self.agents[i]
         with agent.model.using(self.plans[i]):
             action = agent.act(observation, info)
-        self._last, self._pending = i, (i, choice)
+        self._last, self._pending = i, (i, choice, context.clock if context is not None else None)
         self.counts[i] += 1
         key = self.infos[i].key
         self.plan = key

@@ -320,3 +320,28 @@ def test_tournament_draws_per_candidate_and_reports_each_candidates_share(isolat
     assert row.candidates["arena-tiny@bf16"]["mean_ms"] > row.candidates["arena-tiny@nvfp4"]["mean_ms"]
     md = report["md"].read_text()
     assert "Adaptive agents: decisions per candidate" in md and "arena-tiny@nvfp4" in md
+
+
+def test_real_clocks_do_not_learn_a_candidates_warm_up_decision(isolated_fpx_cache):
+    a = agents.make(TWO + "?k=0&threads=1")
+    env = games.make("fighter", round_ticks=60)
+    a.attach_env(env)
+    obs, info = env.reset(seed=1)
+    a.reset("p0", env.observation_space("p0"), env.action_space("p0"), 0)
+
+    def ctx(t, recent, clock):
+        return DecisionContext(tick=t, dt_ms=20.0, observed_at_ms=t * 20.0, deadline_ms=(t + 1) * 20.0,
+                               overage_left_ms=0.0, clock=clock, recent_latencies_ms=tuple(recent))
+
+    a.act(obs["p0"], {}, context=ctx(0, (), "measured"))             # bf16, first try
+    a.act(obs["p0"], {}, context=ctx(1, (900.0,), "measured"))       # 900 ms of graph capture: not learned
+    assert a.latency.count(0) == 0 and a.latency_key() == "arena-tiny@bf16"  # so bf16 is tried again
+    a.act(obs["p0"], {}, context=ctx(2, (900.0, 12.0), "measured"))
+    assert a.latency.estimate(0, 0)[0] == 12.0
+    # the profile clock's draws are all learned, the first one too
+    b = agents.make(TWO + "?k=0&threads=1")
+    b.attach_env(env)
+    b.reset("p0", env.observation_space("p0"), env.action_space("p0"), 0)
+    b.act(obs["p0"], {}, context=ctx(0, (), "profile"))
+    b.act(obs["p0"], {}, context=ctx(1, (900.0,), "profile"))
+    assert b.latency.count(0) == 1
