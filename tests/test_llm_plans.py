@@ -127,3 +127,31 @@ def test_shared_model_holds_every_plan_asked_and_agents_keep_their_own_caches(ti
     with m1.using(p2):
         l2 = m1.prefill(IDS[:5], c2)
     assert c1.length == len(IDS) and c2.length == 5 and not torch.equal(l1, l2)
+
+
+def test_random_source_plans_and_dropping_a_plan():
+    from fpx_arena.llm.plans import RandomSource
+    from fpx_arena.llm.model import rope_inv_freq
+
+    cfg = ModelConfig(arch="qwen2", vocab_size=128, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16,
+                      intermediate_size=128, max_position=128, qkv_bias=True, tie_embeddings=True)
+    with torch.device("meta"):
+        model = Transformer(cfg, dtype=torch.bfloat16)
+    model.weight_source = RandomSource(cfg, seed=4)
+    model.inv_freq = rope_inv_freq(cfg)
+    model.use_plan(model.add_plan("bf16"))
+    for p in ("fp8", "fpx:0.5"):
+        model.add_plan(p)
+    fpx = model.plan_weights("fpx:0.5").plan
+    assert fpx.count("nvfp4") == 7 and fpx.count("fp8") == 7  # half of the 14 block layers
+    ref = model.logits([IDS[:8]])
+    model.use_plan("fpx:0.5")
+    assert 0 < rel(model.logits([IDS[:8]]), ref) < 0.2
+    with pytest.raises(UserError):
+        model.drop_plan("fpx:0.5")  # the active one
+    before = model.plan_bytes("bf16")
+    model.drop_plan("bf16")
+    model.drop_plan("fp8")
+    assert model.plans == ("fpx:0.5",)
+    assert model.plan_weights().dense["embed"] is model.linear_layers()["lm_head"].weight  # tied, shared
+    assert before > model.plan_bytes() > 0

@@ -253,7 +253,9 @@ class GraphGenerator:
         return w
 
     @torch.inference_mode()
-    def __call__(self, tail_ids: list[int], max_new: int, stop_ids=()) -> list[int]:
+    def append(self, tail_ids: list[int], max_new: int = 1) -> None:
+        """Append the tail (one graph replay) and pick the first new token on the device;
+        cache.length is left for the caller (``__call__``) to settle after the read-back."""
         cache, n = self.cache, len(tail_ids)
         if n == 0:
             raise ValueError("generation needs at least one prompt token")
@@ -270,9 +272,19 @@ class GraphGenerator:
         self.n_real.fill_(n)
         self.base.fill_(cache.length)
         self._graph(("append", width), lambda: self._append(width))()
+
+    @torch.inference_mode()
+    def decode_steps(self, count: int) -> None:
+        """``count`` greedy decode steps after ``append`` (graph replays, nothing read back)."""
         step = self._graph("step", self._step)
-        for _ in range(max_new - 1):
+        for _ in range(count):
             step()
+
+    @torch.inference_mode()
+    def __call__(self, tail_ids: list[int], max_new: int, stop_ids=()) -> list[int]:
+        cache, n = self.cache, len(tail_ids)
+        self.append(tail_ids, max_new)
+        self.decode_steps(max_new - 1)
         self.replays += max_new
         out = self.out[:max_new].tolist()                       # the decision's one read-back
         stops = set(int(s) for s in stop_ids)

@@ -316,6 +316,21 @@ class Transformer(nn.Module):
             plans_mod.install(self, active if active is not None else pw)
             return pw.name
 
+    def drop_plan(self, name: str) -> None:
+        """Free a plan's weights (not the active one); dense tensors other plans use stay."""
+        with self.lock:
+            key = self.plan_key(name)
+            if key == self.plan_name:
+                from ..errors import UserError
+
+                raise UserError(f"plan {key!r} is active: switch to another before dropping it")
+            del self._plans[key]
+            used = set()
+            for pw in self._plans.values():
+                used.update(id(t) for t in pw.dense.values())
+                used.update(id(w) for w, _, _, _ in pw.linears.values() if w is not None)
+            self._dense_pool = {k: t for k, t in self._dense_pool.items() if id(t) in used}
+
     def plan_key(self, name: str) -> str:
         """The name of the held plan that `name` (a plan name or a precision string) denotes."""
         if name in self._plans:

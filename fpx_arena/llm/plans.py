@@ -202,5 +202,28 @@ class DenseSource:
         return build(model, plan, self, model.device, None, pool)
 
 
+class RandomSource(RandomWeights):
+    """A weight source of random weights (benchmarks of a model's shape, no checkpoint). An
+    FPX plan ranks layers by their weights' own NVFP4 error ||W - Q(W)||^2 / ||W||^2 (no
+    calibration text exists for random weights)."""
+
+    def plan(self, precision: str, model, lm_head: str | None = None, eps: dict | None = None) -> Plan:
+        from ..kernels import quantize_weight
+        from .precision import is_block_linear, make_plan
+
+        names = list(model.linear_layers())
+        if eps is None and precision.strip().lower().startswith("fpx:"):
+            eps = {}
+            for n in names:
+                if is_block_linear(n):
+                    w = self(n + ".weight").float()
+                    err = quantize_weight(w, "nvfp4").dequantize(torch.float32) - w
+                    eps[n] = float(err.pow(2).sum() / w.pow(2).sum())
+        return make_plan(precision, names, lm_head=lm_head, eps=eps)
+
+    def build(self, model, plan: Plan, pool: dict) -> PlanWeights:
+        return build(model, plan, self, self.device, None, pool)
+
+
 def fused_groups(model) -> list[FusedLinear]:
     return [f for blk in model.layers for f in (blk.attn.fused_qkv, blk.mlp.fused_gate_up) if f is not None]
