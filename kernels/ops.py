@@ -110,12 +110,15 @@ class GemvConfig:
 
 @dataclass(frozen=True)
 class W8A8Config:
+    """FP8 x FP8 tile. ``fused``: one persistent launch that quantizes the tokens first (grid
+    barrier, ``_gemm.py``); otherwise ``act_quant_fp8_kernel`` runs as its own launch first."""
     BM: int
     BN: int
     BK: int
     GROUP_M: int
     num_warps: int
     num_stages: int
+    fused: bool = False
 
 
 def m_bucket(m: int) -> int:
@@ -203,13 +206,15 @@ def gemv_candidates(fmt: str, m: int, n: int, k: int, sms: int = 132, interpret:
 
 
 def w8a8_candidates(m: int, interpret: bool = False):
+    """FP8 x FP8 tiles, each fused (the first ones: one launch) and as two launches."""
     if interpret:
-        return [W8A8Config(32, 32, 32, 4, 4, 1)]
+        return [W8A8Config(32, 32, 32, 4, 4, 1, fused=True), W8A8Config(32, 32, 32, 4, 4, 1)]
     if m <= 128:
-        return [W8A8Config(64, 128, 128, 8, 4, 4), W8A8Config(64, 256, 128, 8, 8, 3),
-                W8A8Config(128, 128, 128, 8, 8, 3)]
-    return [W8A8Config(128, 256, 128, 8, 8, 3), W8A8Config(128, 128, 128, 8, 4, 4),
-            W8A8Config(128, 256, 64, 8, 8, 4), W8A8Config(256, 128, 128, 8, 8, 3)]
+        tiles = [(64, 128, 128, 8, 4, 4), (64, 256, 128, 8, 8, 3), (128, 128, 128, 8, 8, 3)]
+    else:
+        tiles = [(128, 256, 128, 8, 8, 3), (128, 128, 128, 8, 4, 4), (128, 256, 64, 8, 8, 4),
+                 (256, 128, 128, 8, 8, 3)]
+    return [W8A8Config(*t, fused=True) for t in tiles] + [W8A8Config(*t) for t in tiles]
 
 
 # ----------------------------------------------------------------------------- tuner cache
@@ -396,6 +401,33 @@ def _promote_k_from_env() -> int | None:
 W8A8_PROMOTE_K: int | None = _promote_k_from_env()
 
 
+def _launch_w8a8_fused(mod, x2, qw, bias, y, cfg: W8A8Config) -> None:
+    m, k = x2.shape
+    n = qw.shape[0]
+    tiles = -(-m // cfg.BM) * -(-n // cfg.BN)
+    # all programs must be resident at once (grid barrier): at most one per SM; the
+    # interpreter runs programs in turn, so it gets exactly one
+    progs = 1 if not x2.is_cuda else min(tiles, torch.cuda.get_device_properties(x2.device).multi_processor_count)
+    xq = _workspace(x2.device, "xq8", m * k, torch.uint8)[:m * k].view(torch.float8_e4m3fn)
+    xs = _workspace(x2.device, "xs8", m, torch.float32)
+    bar = _workspace(x2.device, "bar", 3, torch.int32)
+    qb = min(4096, max(16, 1 << (k - 1).bit_length()))
+    mod.w8a8_fused_kernel[(progs,)](
+        x2, xq, xs, qw.codes.view(torch.float8_e4m3fn), qw.scales, y,
+        bias if bias is not None else y, bar, m, n, k, x2.stride(0), y.stride(0),
+        BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, GROUP_M=cfg.GROUP_M, QB=qb,
+        HAS_BIAS=bias is not None, USE_ASM=x2.is_cuda,
+        PROMOTE_K=None if W8A8_PROMOTE_K is None else min(W8A8_PROMOTE_K, cfg.BK),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+
+def w8a8_barrier_failures(device) -> int:
+    """1 if a fused FP8 launch on ``device`` ever gave up waiting at its grid barrier (its output
+    was then wrong), else 0. Reads the device (a sync): for tests and benchmarks."""
+    bar = _work.get((torch.device(device), "bar"))
+    return 0 if bar is None else int(bar[2].item())
+
+
 def _launch_w8a8(mod, xq, xs, qw, bias, y, cfg: W8A8Config) -> None:
     m, k = xq.shape
     n = qw.shape[0]
@@ -477,10 +509,16 @@ def qlinear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = No
         bias = bias.contiguous()
 
     if act_fp8:
-        xq, xs = quantize_act_fp8(x2, backend="triton")
         cands = w8a8_candidates(m, interpret)
-        run = lambda c: _launch_w8a8(mod, xq, xs, qw, bias, y, c)   # noqa: E731
-        kind = f"w8a8-promote{W8A8_PROMOTE_K}"
+        kind = f"w8a8f-promote{W8A8_PROMOTE_K}"
+        gemm_mod = _kernels(interpret, "_gemm")
+
+        def run(c):
+            if c.fused:
+                _launch_w8a8_fused(gemm_mod, x2, qw, bias, y, c)
+            else:
+                xq, xs = quantize_act_fp8(x2, backend="triton")
+                _launch_w8a8(mod, xq, xs, qw, bias, y, c)
     else:
         sms = 132 if interpret else torch.cuda.get_device_properties(x.device).multi_processor_count
         cands = candidate_configs(qw.fmt, m, n, k, sms, interpret)
