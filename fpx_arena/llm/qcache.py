@@ -104,7 +104,9 @@ class QuantCache:
         from ..kernels import LAYOUT, is_quantized
 
         self.parts = {"version": CACHE_VERSION, "layout": LAYOUT, "checkpoint_sha256": checkpoint_sha,
-                      "formats": {n: f for n, f in sorted(formats.items()) if is_quantized(f)}}
+                      "formats": {n: f for n, f in sorted(formats.items()) if is_quantized(f)},
+                      # q/k/v and gate/up are quantized together (one per-tensor scale per group)
+                      "grouping": "fused-qkv-gateup-v1"}
         self.key = hashlib.sha256(json.dumps(self.parts, sort_keys=True).encode()).hexdigest()[:32]
         self.folder = os.path.join(root or cache_dir(), "qweights")
         self.tensors_path = os.path.join(self.folder, self.key + ".safetensors")
