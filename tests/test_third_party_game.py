@@ -1,7 +1,7 @@
 """A game from another distribution (tests/fixtures/coin_game), installed with pip and found
 through the entry-point group ``fpx_arena.games`` only, plays everywhere a built-in game does:
 `fpx-arena games` and `play`, a replay that re-simulates, a headless render with its own
-drawer, an LLM agent's prompt (`fpx-arena prompt`) and a tournament spec."""
+drawer, an LLM agent's prompt (`fpx-arena prompt`), a tournament spec and a person's keys."""
 from __future__ import annotations
 
 import importlib
@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from fpx_arena import agents, games, replay
+from fpx_arena.agents.keyboard import KEYBOARD
 from fpx_arena.errors import SpecError
 from fpx_arena.tournaments.runner import run_tournament
 from fpx_arena.tournaments.spec import load_spec
@@ -146,3 +147,22 @@ random = 0
     assert {m.game for m in matches} == {"coin"} and all(m.ticks == 60 for m in matches)
     reflex = [m for m in matches if "reflex" in (m.agent_a, m.agent_b)]
     assert sum(m.winner == "reflex" for m in reflex) >= 3  # the fast grabber wins most of its matches
+
+
+def test_a_person_plays_it_with_the_games_keymap(site):
+    env = games.make("coin", ticks=10)
+    obs, _ = env.reset(seed=1)
+    person = agents.make("human")
+    person.attach_env(env)
+    KEYBOARD.listening = True  # what the viewer's window sets while it feeds the keyboard
+    try:
+        person.reset("a", env.observation_space("a"), env.action_space("a"), 0)
+        assert person.key_help == "J grab"
+        assert person.act(obs["a"], {}) == 0  # no key: wait
+        KEYBOARD.press("j")
+        KEYBOARD.release("j")  # a tap between two decisions still counts
+        assert person.act(obs["a"], {}) == 1
+        assert person.act(obs["a"], {}) == 0
+    finally:
+        KEYBOARD.listening = False
+        KEYBOARD.clear()
