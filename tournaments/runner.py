@@ -347,7 +347,10 @@ def _run(spec, store: Store, tasks, lat, run_dir: Path, *, backend, workers, ray
             raise UserError(f"unknown backend {backend!r}; choose local or ray")
         bar = _progress_bar(len(done) + len(pending), len(done), progress, engine)
         queue = list(pending)
-        heavy = {a.name for a in spec.agents if AgentSpec.parse(a.spec).model_backed}
+        # model affinity spares GPU memory; CPU workers load every model anyway, and playing
+        # the schedule in order keeps each seed's mix of cheap and costly matches (a steady ETA)
+        heavy = {a.name for a in spec.agents if AgentSpec.parse(a.spec).model_backed} \
+            if any(g is not None for g in placement) else set()
         loaded: dict = {}  # worker -> model-backed agents it has built
         in_flight: dict = {}
         try:
