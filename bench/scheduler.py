@@ -11,7 +11,9 @@ minus its scheduled time (p50, p99), with scripted agents thinking in their thre
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import platform
 import sys
 import time
@@ -23,6 +25,7 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: never shad
 
 from fpx_arena import agents as registry  # noqa: E402
 from fpx_arena import games, run_match  # noqa: E402
+from fpx_arena.clocks import agent_seed  # noqa: E402
 from machine import cpu_name  # noqa: E402
 
 AGENTS = {"fighter": ["fighter/reactive", "fighter/aggressive"], "market": ["market/informed", "random"]}
@@ -30,8 +33,8 @@ AGENTS = {"fighter": ["fighter/reactive", "fighter/aggressive"], "market": ["mar
 
 def plain_loop(env, agents, seed, max_ticks):
     observations, infos = env.reset(seed=seed)
-    for i, a in enumerate(env.possible_agents):
-        agents[a].reset(a, env.observation_space(a), env.action_space(a), seed + i)
+    for i, a in enumerate(env.possible_agents):  # the seeds run_match gives: the same match
+        agents[a].reset(a, env.observation_space(a), env.action_space(a), agent_seed(seed, i))
     ticks = 0
     while env.agents and ticks < max_ticks:
         actions = {a: agents[a].act(observations[a], infos[a]) for a in env.agents}
@@ -40,11 +43,12 @@ def plain_loop(env, agents, seed, max_ticks):
     return ticks
 
 
-def overhead(game, max_ticks, repeats=25):
+def overhead(game, max_ticks, repeats=40):
     """Per-tick CPU time of the plain loop and of run_match under lockstep and profile (0 ms),
-    the three interleaved and each the fastest of `repeats` runs. All three run on one thread
-    (scripted bots are called inline), so the process's CPU time is their work, and the
-    minimum is the run least disturbed by whatever else shares the machine."""
+    the three interleaved and each the fastest of `repeats` runs, the garbage collector paused
+    while one runs (as timeit does). All three run on one thread (scripted bots are called
+    inline), so the process's CPU time is their work, and the minimum is the run least
+    disturbed by whatever else shares the machine."""
     env = games.make(game)
     specs = dict(zip(env.possible_agents, AGENTS[game] * len(env.possible_agents)))
     agents = {a: registry.make(s) for a, s in specs.items()}
@@ -55,21 +59,27 @@ def overhead(game, max_ticks, repeats=25):
                                      latency={a: 0.0 for a in agents}).ticks,
     }
     times = {k: [] for k in variants}
-    ticks = 0
+    ticks = {name: fn() for name, fn in variants.items()}  # warm-up, and proof they play one match
+    assert len(set(ticks.values())) == 1, f"the variants played different matches: {ticks}"
     for _ in range(repeats):
         for name, fn in variants.items():
-            t = time.process_time()
-            ticks = fn()
-            times[name].append((time.process_time() - t) / ticks)
+            gc.collect()
+            gc.disable()
+            try:
+                t = time.process_time()
+                n = fn()
+                times[name].append((time.process_time() - t) / n)
+            finally:
+                gc.enable()
     plain = min(times["plain_loop"])
-    out = {"agents": specs, "repeats": repeats, "timer": "process CPU time, fastest of the repeats",
+    out = {"agents": specs, "repeats": repeats, "timer": "process CPU time, fastest of the repeats, gc paused",
            "plain_loop_us_per_tick": plain * 1e6}
     for clock in ("lockstep", "profile"):
         t = min(times[clock])
         out[f"{clock}_us_per_tick"] = t * 1e6
         out[f"{clock}_overhead_us_per_tick"] = (t - plain) * 1e6
         out[f"{clock}_overhead_fraction_of_step"] = (t - plain) / plain
-    out["ticks_per_match"] = ticks
+    out["ticks_per_match"] = ticks["plain_loop"]
     return out
 
 
@@ -98,11 +108,13 @@ def main():
     p.add_argument("--wall-seconds", type=float, default=20.0)
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "scheduler-cpu.json"))
     args = p.parse_args()
-    results = {"cpu": cpu_name(), "python": platform.python_version(),
-               "command": "python " + " ".join(sys.argv), "overhead": {}, "wall_jitter": {}}
+    results = {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+               "command": "python " + " ".join(sys.argv), "loadavg_start": os.getloadavg(),
+               "overhead": {}, "wall_jitter": {}}
     for game in AGENTS:
         results["overhead"][game] = overhead(game, args.ticks)
         results["wall_jitter"][game] = jitter(game, args.wall_seconds)
+    results["loadavg_end"] = os.getloadavg()  # other work on the machine: jitter suffers first
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"{'game':<8} {'plain us/tick':>14} {'lockstep +us':>13} {'profile +us':>12} {'+% of step':>10} "
           f"{'jitter p50 ms':>14} {'p99 ms':>8}")

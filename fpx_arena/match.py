@@ -35,7 +35,7 @@ from .errors import SpecError, UserError
 from .isolation import Guard, is_hung, trusted
 from .latency import latency_key
 from .slots import Slot, check_action
-from .trace import ERROR, OK, TIMEOUT, Decision, MatchResult, Trace
+from .trace import ERROR, OK, TIMEOUT, ActionLog, Decision, MatchResult, Trace
 from .wallclock import play_wall
 
 LATE_POLICIES = ("noop", "repeat")
@@ -223,24 +223,26 @@ class _Match:
         limit = self.spec.max_ticks if self.spec.max_ticks is not None else sys.maxsize
         set_order = self.set_order
         dead = [s for s in self.slots if s.land > 0]  # reset() failed: the late policy for good
+        columns = [[] for _ in self.slots]  # the applied actions, one column per agent (trace.ActionLog)
         # per agent a mask memo (see _legal): [mask, its legal actions as bytes, mask seen once]
-        fast = [(s.i, s.id, s.act, s.n, [None, b"", None]) for s in self.slots if s.land <= 0]
+        fast = [(s.i, s.id, s.act, s.n, [None, b"", None], columns[s.i].append) for s in self.slots if s.land <= 0]
         base_actions = {s.id: s.noop for s in dead}
-        base_row = [s.noop if s in dead else None for s in self.slots]
-        base_late = sum(1 << s.i for s in dead)
-        actions_log, late_log, rewards_log, failed = trace.actions, trace.late, [], {}
-        observations, infos, tick, partial = self.observations, self.infos, 0, False
+        late_at, gone_at, rewards_log, failed = {}, {}, [], {}  # late_at: tick -> agents late by failure
+        observations, infos, tick = self.observations, self.infos, 0
         try:
             while env.agents and tick < limit:
                 live = env.agents
-                actions, row, late, seated = base_actions.copy(), base_row.copy(), base_late, fast
+                actions, seated = base_actions.copy(), fast
                 if len(live) != n:  # some agents have left the game
-                    partial, seated = True, [f for f in fast if f[1] in live]
-                    for s in dead:
+                    seated = [f for f in fast if f[1] in live]
+                    for s in self.slots:
                         if s.id not in live:
-                            del actions[s.id]
-                            row[s.i], late = None, late & ~(1 << s.i)
-                for i, a, act, size, memo in seated:
+                            gone_at.setdefault(s.i, tick)
+                            if s in dead:
+                                del actions[s.id]
+                            else:
+                                columns[s.i].append(None)
+                for i, a, act, size, memo, put in seated:
                     obs = observations[a]
                     try:
                         action = act(obs, infos.get(a))
@@ -254,13 +256,14 @@ class _Match:
                             memo[1][action] if m is memo[0] else _legal(memo, m, action, size))):
                         action = self._lockstep_check(i, tick, action, obs, infos.get(a), failed)
                         if action is None:  # late policy: repeat re-applies what it applied last
-                            action = actions_log[-1][i] if self.slots[i].repeat and actions_log else self.slots[i].noop
-                            late |= 1 << i
-                    row[i] = actions[a] = action
+                            s = self.slots[i]
+                            action = columns[i][-1] if s.repeat and columns[i] else s.noop
+                            late_at[tick] = late_at.get(tick, 0) | 1 << i
+                    put(action)
+                    actions[a] = action
                 if set_order is not None:
-                    self._lockstep_order(live, late)
-                actions_log.append(row)
-                late_log.append(late)
+                    self._lockstep_order(live, self._late_bits(dead, gone_at, late_at, tick) if dead
+                                         else late_at.get(tick, 0))
                 observations, rewards, _, _, infos = env.step(actions)
                 rewards_log.append(rewards)
                 tick += 1
@@ -268,19 +271,36 @@ class _Match:
             pass
         finally:
             self.tick = tick
-            trace.decisions.set_lockstep(actions_log, failed, frozenset(s.i for s in dead))
+            for s in dead:  # their noop while they were in the game
+                columns[s.i].extend([s.noop] * gone_at.get(s.i, tick) + [None] * (tick - gone_at.get(s.i, tick)))
+            for column in columns:
+                del column[tick:]  # a forfeit mid-tick: that tick was not played
+            trace.late[:] = [self._late_bits(dead, gone_at, late_at, t) for t in range(tick)] if dead or late_at \
+                else [0] * tick
+            trace.actions = ActionLog(columns)
+            trace.decisions.set_lockstep(trace.actions, failed, frozenset(s.i for s in dead))
             failures = [0] * n
             for _, i in failed:
                 failures[i] += 1
             for s in self.slots:
                 i, st = s.i, s.stats
-                lived = sum(1 for row in actions_log if row[i] is not None) if partial else tick
+                lived = gone_at.get(i, tick)
                 late = lived if s in dead else failures[i]
                 st.missed_ticks += late
                 if s not in dead:
                     st.decisions += lived - late
                     st.latencies_ms.extend([0.0] * (lived - late))
                 st.reward += math.fsum(map(float, map(dict.get, rewards_log, repeat(s.id), repeat(0.0))))
+
+    @staticmethod
+    def _late_bits(dead, gone_at: dict, late_at: dict, tick: int) -> int:
+        """The late mask of one tick of the lean loop: agents whose reset failed (while in the
+        game) and agents whose decision failed that tick."""
+        bits = late_at.get(tick, 0)
+        for s in dead:
+            if gone_at.get(s.i, tick + 1) > tick:
+                bits |= 1 << s.i
+        return bits
 
     def _lockstep_check(self, i, tick, action, obs, info, failed: dict):
         """The full check of an action the inline one did not pass (a numpy integer, a mask in

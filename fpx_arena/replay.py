@@ -86,7 +86,7 @@ def save(path, result, *, env_kwargs=None, env=None) -> Path:
         "format": FORMAT, "version": VERSION, "game": game, "env_kwargs": env_kwargs or {},
         "seed": result.seed, "clock": result.clock, "tick_hz": result.tick_hz, "late": result.late,
         "agents": trace.agents, "specs": {a: s.spec for a, s in result.stats.items()},
-        "actions": trace.actions, "late_mask": trace.late, "arrival": trace.arrival,
+        "actions": list(trace.actions), "late_mask": trace.late, "arrival": trace.arrival,
         "decisions": [list(d[:5]) for d in trace.decisions],
         "timings": [d[5] for d in trace.decisions],
         "result": result.to_dict(), "final_digest": result.final_digest,

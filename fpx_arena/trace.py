@@ -22,6 +22,41 @@ class Decision(NamedTuple):
     timing: dict | None = None  # the agent's own last_timing, where it keeps one
 
 
+class ActionLog:
+    """Trace.actions as the lean lockstep loop keeps them: one column per agent, the rows
+    (lists, None where an agent was gone) built on first access."""
+
+    def __init__(self, columns: list):
+        self._columns = columns
+        self._rows = None
+
+    def column(self, index: int) -> list:
+        return self._columns[index]
+
+    def _list(self) -> list:
+        if self._rows is None:
+            self._rows = [list(row) for row in zip(*self._columns)]
+        return self._rows
+
+    def append(self, row) -> None:
+        self._list().append(row)
+
+    def __len__(self):
+        return len(self._columns[0]) if self._rows is None and self._columns else len(self._list())
+
+    def __iter__(self):
+        return iter(self._list())
+
+    def __getitem__(self, index):
+        return self._list()[index]
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        return f"ActionLog({self._list()!r})"
+
+
 class DecisionLog:
     """The decisions of a match as a list of Decision records. The lean lockstep loop keeps them
     implicit (every live agent decides every tick, charged nothing) and writes down only those
@@ -31,7 +66,7 @@ class DecisionLog:
         self._rows = list(decisions)
         self._implicit = None
 
-    def set_lockstep(self, actions: list, failed: dict, skip: frozenset = frozenset()) -> None:
+    def set_lockstep(self, actions, failed: dict, skip: frozenset = frozenset()) -> None:
         """actions: Trace.actions (None where an agent was gone); failed: {(tick, agent index):
         status}; skip: agent indices that never decide (their reset failed)."""
         self._implicit = (actions, failed, skip)
@@ -115,7 +150,7 @@ class Trace:
     arrival: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"agents": list(self.agents), "actions": self.actions, "late": self.late,
+        return {"agents": list(self.agents), "actions": list(self.actions), "late": self.late,
                 "decisions": [list(d) for d in self.decisions], "tick_offsets_s": self.tick_offsets_s,
                 "arrival": self.arrival}
 
@@ -171,4 +206,4 @@ class MatchResult:
 
 
 __all__ = ["OK", "INVALID", "ERROR", "TIMEOUT", "ABSTAINED", "SUPERSEDED", "STATUS_NAMES", "Decision",
-           "DecisionLog", "AgentStats", "Trace", "MatchResult"]
+           "ActionLog", "DecisionLog", "AgentStats", "Trace", "MatchResult"]

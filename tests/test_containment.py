@@ -110,10 +110,10 @@ def test_three_hung_agents_then_a_clean_match_keeps_its_timing():
         time.sleep(0.05)
     assert not any(map(is_hung, spinners))
     after = clean()
-    for a in ("p0", "p1"):
+    for a in ("p0", "p1"):  # with three spinning threads left running: tens of ms, most ticks missed
         lat = after.stats[a].latency_summary()
         assert lat["p50_ms"] < 5, lat
-        assert after.stats[a].missed_ticks <= before.stats[a].missed_ticks + 5
+        assert after.stats[a].missed_ticks <= before.stats[a].missed_ticks + 20  # a shared machine's noise
 
 
 def test_a_hung_agent_is_never_called_from_two_threads():
