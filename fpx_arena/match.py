@@ -148,6 +148,7 @@ class _Match:
         self.set_order = getattr(env, "set_arrival_order", None)
         if self.set_order is not None:
             self.tiebreak = np.random.default_rng(agent_seed(spec.seed, 999))
+            self._draws, self._drawn = [], 0
         self.over = False  # an agent forfeited
 
     def _per_agent(self, value, name) -> dict:
@@ -451,16 +452,26 @@ class _Match:
     def _order(self, live, order: list):
         """Fresh actions in arrival order; exact ties and late-policy actions in a seeded random
         order, so that no agent id is favoured."""
-        keys = self.tiebreak.random(len(live))
+        keys = self._tiebreak(len(live))
         ranked = {a: (0, arrival, keys[live.index(a)]) for arrival, a in order}
         arrival = sorted(live, key=lambda a: ranked.get(a, (1, 0.0, keys[live.index(a)])))
         self.set_order(arrival)
         self.trace.arrival.append([self.ids.index(a) for a in arrival])
 
+    def _tiebreak(self, k: int) -> list:
+        """The next k tiebreak draws. Drawn 4096 at a time: a generator's doubles come in the
+        same sequence whatever the batch size, and one numpy call per tick costs more than the
+        sorting."""
+        if self._drawn + k > len(self._draws):
+            self._draws = self._draws[self._drawn:] + self.tiebreak.random(max(4096, k)).tolist()
+            self._drawn = 0
+        self._drawn += k
+        return self._draws[self._drawn - k:self._drawn]
+
     def _lockstep_order(self, live, late: int):
         """_order for the lean loop: every fresh action arrived at the same time, so the order is
         fresh before late, then the seeded tiebreak (the same draws as _order)."""
-        keys = self.tiebreak.random(len(live)).tolist()
+        keys = self._tiebreak(len(live))
         index = self.index
         arrival = [live[j] for j in sorted(range(len(live)), key=lambda j: (late >> index[live[j]] & 1, keys[j]))]
         self.set_order(arrival)
