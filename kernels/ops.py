@@ -190,7 +190,10 @@ def gemv_candidates(fmt: str, m: int, n: int, k: int, sms: int = 132, interpret:
         return [GemvConfig(32, bw, 2 if n_w >= 4 * bw else 1, 4, 1)]
     out = []
     # (rows, words per step, warps): 4 to 8 rows per thread; a few programs per SM
-    for bn, bw, warps in ((128, 64, 4), (64, 64, 4), (128, 32, 4), (256, 64, 8)):
+    # FP8 words hold 4 codes (FP4: 8): longer rows of words keep as many bytes in flight
+    tiles = (((64, 128, 8), (128, 64, 4), (64, 64, 4), (128, 128, 8)) if fmt == "fp8" else
+             ((128, 64, 4), (64, 64, 4), (128, 32, 4), (256, 64, 8)))
+    for bn, bw, warps in tiles:
         tiles = -(-n // bn) * m
         steps = max(1, -(-n_w // bw))
         for per_sm in (3, 6):
