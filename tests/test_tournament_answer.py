@@ -112,3 +112,22 @@ def test_identical_results_cannot_be_separated_and_latency_inside_noise_decides_
                                "apart a 50 Elo difference would take about "), s.answer
     assert "Deploy" not in s.answer and "faster" not in s.answer
     assert int(re.search(r"about (\d+) seeds", s.answer).group(1)) > seeds
+
+
+def test_terminal_tables_fit_120_columns_wrap_long_names_and_say_lockstep():
+    from fpx_arena.tournaments.report import terminal_report
+
+    seeds = 2
+    long_name = "a-candidate-with-a-very-long-name-of-fifty-chars-x"
+    spec = load_spec(text=SPEC.format(games=2 * seeds, game="fighter", agents=(
+        f'\n[[agents]]\nname = "{long_name}"\nspec = "fighter/aggressive"\nlatency_ms = 10\n'
+        '\n[[agents]]\nname = "b"\nspec = "fighter/aggressive"\nlatency_ms = 10\n')).replace(
+        'clock = "profile"', 'clock = "lockstep"'), name="answers")
+    records = _records({long_name: [1.0, 0.0] * (2 * seeds), "b": [0.0, 1.0] * (2 * seeds)}, seeds)
+    (summary,) = analyze(spec, records, n_bootstrap=200)
+    text = terminal_report([summary])
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert long_name in text  # never cut at 28 characters
+    assert "n/a (lockstep)" in text
+    assert summary.row("b").latency_mean_ms is None  # no latency charged under lockstep, none shown
