@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from .. import games
 from ..errors import SpecError
 from .base import NoopAgent, RandomAgent
+from .process import ProcessAgent
 from .spec import AgentSpec
 
 ENTRY_POINT_GROUP = "fpx_arena.agents"
@@ -73,9 +74,7 @@ def make(spec: str | AgentSpec, *, isolate: bool = False, **overrides) -> Agent:
     spec = AgentSpec.parse(spec)
     text = str(spec)
     if isolate and spec.isolatable:
-        from .process import ProcessAgent
-
-        return ProcessAgent(spec, **overrides)
+        return ProcessAgent(spec, make, **overrides)
     kwargs = {**spec.kwargs, **overrides}
     factory: Callable[..., Any] | None = None
     if spec.kind == "llm" and spec.precision == "adaptive":

@@ -40,12 +40,10 @@ def _die_with_parent():
             pass
 
 
-def _child(conn, spec: str, overrides: dict):
-    from . import make
-
+def _child(conn, build, spec: str, overrides: dict):
     _die_with_parent()
     try:
-        agent = make(spec, **overrides)
+        agent = build(spec, **overrides)
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises SpecError
         conn.send(("error", str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__))
         return
@@ -75,8 +73,11 @@ def _child(conn, spec: str, overrides: dict):
 class ProcessAgent:
     """A proxy that forwards reset/act to the agent built from `spec` in a child process."""
 
-    def __init__(self, spec, **overrides):
+    def __init__(self, spec, build, **overrides):
+        """build: the factory the child calls, build(spec, **overrides) (agents.make: passed in,
+        so that this module needs nothing from the registry that imports it)."""
         self.spec = str(spec)
+        self._build = build
         self._overrides = overrides
         self._ctx = mp.get_context("spawn")
         self._proc = None
@@ -88,7 +89,7 @@ class ProcessAgent:
 
     def _start(self):
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_child, args=(child, self.spec, self._overrides), daemon=True,
+        self._proc = self._ctx.Process(target=_child, args=(child, self._build, self.spec, self._overrides), daemon=True,
                                        name=f"fpx-agent {self.spec[:40]}")
         self._proc.start()
         child.close()

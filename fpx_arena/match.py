@@ -22,7 +22,9 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import reduce
 from itertools import repeat
+from operator import add
 
 import numpy as np
 
@@ -185,7 +187,7 @@ class _Match:
         wall = self.clock.realtime
         for s in self.slots:
             if is_hung(s.agent):
-                self._forfeit(s, "the agent is still stuck in a call from an earlier match")
+                self.forfeit(s, "the agent is still stuck in a call from an earlier match")
                 continue
             if wall or (self.timeout_s is not None and not trusted(s.agent)):
                 s.guard = Guard(s.agent, s.id)
@@ -199,11 +201,11 @@ class _Match:
                     continue
                 out = s.guard.call(RESET_TIMEOUT_S, s.agent.reset, *args)
                 if out is None:
-                    self._forfeit(s, f"reset() did not return within {RESET_TIMEOUT_S:g} s")
+                    self.forfeit(s, f"reset() did not return within {RESET_TIMEOUT_S:g} s")
                 elif not out[0]:
                     raise out[1]
             except AgentDied as e:
-                self._forfeit(s, str(e))
+                self.forfeit(s, str(e))
             except Exception as e:  # the agent plays no more (it never acts): its late policy
                 s.stats.errors += 1
                 s.stats.last_error = f"reset: {type(e).__name__}: {e}"
@@ -291,7 +293,8 @@ class _Match:
                 if s not in dead:
                     st.decisions += lived - late
                     st.latencies_ms.extend([0.0] * (lived - late))
-                st.reward += math.fsum(map(float, map(dict.get, rewards_log, repeat(s.id), repeat(0.0))))
+                # summed in tick order, as every other clock (and a replay's verification) sums them
+                st.reward += reduce(add, map(float, map(dict.get, rewards_log, repeat(s.id), repeat(0.0))), 0.0)
 
     @staticmethod
     def _late_bits(dead, gone_at: dict, late_at: dict, tick: int) -> int:
@@ -309,7 +312,7 @@ class _Match:
         s = self.slots[i]
         if isinstance(action, _Failed):
             if action.status == _EXIT:
-                self._forfeit(s, action.error)
+                self.forfeit(s, action.error)
                 raise _Forfeit
             status, error = action.status, action.error
         else:
@@ -332,15 +335,15 @@ class _Match:
                 if s.id not in live or s.land > tick:
                     continue
                 if s.land == tick and s.pending is not None:  # the decision in flight lands now
-                    self._land(s, fresh, order)
+                    self.land(s, fresh, order)
                 if self.over:
                     break
                 self._decide(s, tick)
                 if s.land == tick and s.pending is not None:  # no latency: lands at once, the newer wins
-                    self._land(s, fresh, order)
+                    self.land(s, fresh, order)
             if self.over:
                 break
-            self._step(live, fresh, order)
+            self.step(live, fresh, order)
             if self.on_tick is not None:
                 thinking = {s.id: (s.start_tick, (self.tick - s.start_tick) * dt)
                             for s in slots if s.land >= self.tick and s.pending is not None}
@@ -350,7 +353,7 @@ class _Match:
     def _decide(self, s: Slot, tick: int):
         """Ask one agent to decide from this tick's observation; record the decision."""
         obs, info = self.observations[s.id], self.infos.get(s.id) or {}
-        kwargs = {"context": self._context(s, tick, info)} if s.context else {}
+        kwargs = {"context": self.context(s, tick, info)} if s.context else {}
         timed = self.clock.timed
         started = time.perf_counter()
         if s.guard is None:
@@ -370,13 +373,13 @@ class _Match:
         s.start_tick = tick
         timing = getattr(s.agent, "last_timing", None)
         if out is None:
-            return self._timed_out(s, tick, self.clock.charge(s.id, self.timeout_s * 1000.0))
+            return self.timed_out(s, tick, self.clock.charge(s.id, self.timeout_s * 1000.0))
         if out[0]:
             s.streak = 0
             action, status = check_action(out[1], s, obs, info)
             error = None
         elif isinstance(out[1], AgentDied):
-            return self._forfeit(s, str(out[1]))
+            return self.forfeit(s, str(out[1]))
         else:
             s.streak = 0
             action, status, error = None, ERROR, f"{type(out[1]).__name__}: {out[1]}"
@@ -387,9 +390,9 @@ class _Match:
             latency -= paid
         s.land, s.start_tick, s.key = land_tick(tick, latency, self.dt_ms), tick, tick * self.dt_ms + latency
         s.pending = (action, status)
-        self._record(s, status, error, latency, timing)
+        self.record(s, status, error, latency, timing)
 
-    def _record(self, s: Slot, status: int, error, latency: float, timing):
+    def record(self, s: Slot, status: int, error, latency: float, timing):
         """Count a decision and trace it (virtual clocks: when it is decided, landed or not;
         wall clock: when it lands)."""
         self.trace.decisions.append(Decision(s.i, s.start_tick, s.land, latency, status, timing))
@@ -399,7 +402,7 @@ class _Match:
         else:
             s.stats.count(status, error)
 
-    def _timed_out(self, s: Slot, tick: int, latency_ms: float):
+    def timed_out(self, s: Slot, tick: int, latency_ms: float):
         """A decision given up after the timeout: lost, counted now, and the next one starts when
         the time it was charged has passed; too many in a row forfeit the match."""
         s.stats.count(TIMEOUT)
@@ -407,9 +410,9 @@ class _Match:
         s.pending, s.land = None, land_tick(tick, latency_ms, self.dt_ms)
         s.streak += 1
         if s.streak >= self.spec.forfeit_after:
-            self._forfeit(s, f"{s.streak} decisions in a row took longer than {self.timeout_s:g} s")
+            self.forfeit(s, f"{s.streak} decisions in a row took longer than {self.timeout_s:g} s")
 
-    def _land(self, s: Slot, fresh: dict, order: list):
+    def land(self, s: Slot, fresh: dict, order: list):
         """A decision takes effect: its action (if it has one) is this tick's."""
         action, status = s.pending
         s.pending = None
@@ -419,7 +422,7 @@ class _Match:
             fresh[s.id] = action
             order.append((s.key, s.id))
 
-    def _context(self, s: Slot, tick: int, info: dict) -> DecisionContext:
+    def context(self, s: Slot, tick: int, info: dict) -> DecisionContext:
         observed = (time.perf_counter() - self.t0) * 1000.0 if self.clock.realtime else tick * self.dt_ms
         urgency = info.get("urgency") if info else None
         return DecisionContext(tick=tick, dt_ms=self.dt_ms, observed_at_ms=observed,
@@ -427,7 +430,7 @@ class _Match:
                                clock=self.clock.name, recent_latencies_ms=tuple(s.stats.latencies_ms[-8:]),
                                urgency=float(urgency) if isinstance(urgency, (int, float)) else None)
 
-    def _step(self, live, fresh: dict, order: list):
+    def step(self, live, fresh: dict, order: list):
         """Apply this tick's actions (fresh ones, else the late policy) and step the world."""
         actions, row, late = {}, [None] * len(self.slots), 0
         for s in self.slots:
@@ -477,7 +480,7 @@ class _Match:
         self.set_order(arrival)
         self.trace.arrival.append([index[a] for a in arrival])
 
-    def _forfeit(self, s: Slot, reason: str):
+    def forfeit(self, s: Slot, reason: str):
         s.stats.forfeit = reason
         s.land, s.pending = sys.maxsize, None
         self.over = True

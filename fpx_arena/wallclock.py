@@ -34,7 +34,7 @@ def play_wall(m) -> None:
                 if out is not None:
                     (ok, value), _, finished = out
                     if not ok and isinstance(value, AgentDied):
-                        m._forfeit(s, str(value))
+                        m.forfeit(s, str(value))
                         break
                     latency = (finished - s.started) * 1000.0 + delay[s.id]
                     land_at = s.started + latency / 1000.0
@@ -47,21 +47,21 @@ def play_wall(m) -> None:
                         s.pending, s.answer = (None, ERROR), (ERROR, f"{type(value).__name__}: {value}", latency, None)
                 elif not g.abandoned and now - s.started > timeout:
                     g.abandon()
-                    m._timed_out(s, tick, 0.0)
+                    m.timed_out(s, tick, 0.0)
                     if m.over:
                         break
                     continue
             if s.pending is not None and s.land <= tick:
-                m._record(s, *s.answer)
-                m._land(s, fresh, order)
+                m.record(s, *s.answer)
+                m.land(s, fresh, order)
             if s.pending is None and not g.busy:
                 obs, info = m.observations[s.id], m.infos.get(s.id) or {}
                 s.observed, s.start_tick, s.started = (obs, info), tick, time.perf_counter()
-                kwargs = {"context": m._context(s, tick, info)} if s.context else {}
+                kwargs = {"context": m.context(s, tick, info)} if s.context else {}
                 g.submit(s.act, obs, info, **kwargs)
         if m.over:
             break
-        m._step(live, fresh, order)
+        m.step(live, fresh, order)
         if m.on_tick is not None:
             now = time.perf_counter()
             thinking = {s.id: (s.start_tick, (now - s.started) * 1000.0)

@@ -49,12 +49,6 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("fpx_arena.llm.plans", "fpx_arena.llm.checkpoint"):
         "item 6 (precision switching): plans.build reads checkpoint tensors while checkpoint imports "
         "model, which imports plans; a CheckpointState protocol passed in would cut it",
-    ("fpx_arena.agents.process", "fpx_arena.agents"):
-        "items 3/4 (child-process agents): process.py builds the agent with agents.make, which "
-        "imports process for isolate=True; the child's factory could live in agents/spec.py",
-    ("fpx_arena.tournaments.runner", "fpx_arena.tournaments.ray_backend"):
-        "items 3/4 (tournament runner): runner picks the Ray backend, which calls back into "
-        "runner's match function; that function could move to tournaments/worker.py",
 }
 # underscore names imported from another module: (importing module, name) -> reason
 KNOWN_PRIVATE_USES: dict[tuple[str, str], str] = {
@@ -354,12 +348,6 @@ KNOWN_PRIVATE_ATTRIBUTES: dict[tuple[str, str], str] = {
     ("fpx_arena.llm.linear", "_fpx_rows_of"): "item 6: the same, for the rows a quantized matmul kept",
     ("fpx_arena.llm.linear", "_dequantized"): "item 6: Linear's dense copy, read by plans.py",
     ("fpx_arena.llm.plans", "_dequantized"): "item 6: the same",
-    ("fpx_arena.wallclock", "_forfeit"): "item 4: the wall-clock loop drives the match's private steps",
-    ("fpx_arena.wallclock", "_timed_out"): "item 4: the same",
-    ("fpx_arena.wallclock", "_record"): "item 4: the same",
-    ("fpx_arena.wallclock", "_land"): "item 4: the same",
-    ("fpx_arena.wallclock", "_context"): "item 4: the same",
-    ("fpx_arena.wallclock", "_step"): "item 4: the same",
 }
 TORCH_PRIVATE = {"_parameters", "_buffers", "_modules"}  # torch.nn.Module's own, read on purpose
 ARGPARSE_OWN = {"_run"}  # cli.py's own default on its argparse namespace

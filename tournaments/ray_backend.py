@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
+from .schedule import uses_models
 from .worker import MatchPlayer
 
 
@@ -67,8 +68,6 @@ class RayBackend:
                 self.started_here = True
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        from .runner import uses_models
-
         on_gpu = gpus > 0 and uses_models(spec) and spec.gpus != "none"
         n = workers or (spec.concurrency if spec.concurrency != "auto" else None)
         if n is None:  # auto: one actor per GPU share, else per CPU of the cluster

@@ -18,7 +18,7 @@ from ..agents.spec import AgentSpec
 from ..errors import UserError
 from .machine import loadavg, session_record
 from .ratings import Game, fit_bradley_terry
-from .schedule import build_schedule, latencies, seat_ids
+from .schedule import build_schedule, latencies, seat_ids, uses_models
 from .inputs import check_inputs, resolved_inputs
 from .spec import TournamentSpec, load_spec
 from .store import RunLock, Store, StoreError
@@ -56,10 +56,6 @@ def detect_gpus(setting="auto") -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
-
-
-def uses_models(spec: TournamentSpec) -> bool:
-    return any(AgentSpec.parse(a.spec).model_backed for a in spec.agents)
 
 
 def plan_workers(spec: TournamentSpec, requested: int | None, pending: int) -> list[str | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ..agents.spec import AgentSpec
 from ..errors import SpecError, UserError
 from ..match import MatchSpec
 from ..agents.adaptive import candidate_keys
@@ -57,6 +58,11 @@ def match_spec(spec: TournamentSpec, task: MatchTask, latencies: dict) -> MatchS
         latency={seat: latencies[task.arena][name] for seat, name in seats.items()} if arena.clock == "profile" else None,
         network_delay_ms=arena.network_delay_ms, overage_ms=arena.overage_ms, deadline_ms=arena.deadline_ms,
         max_ticks=arena.max_ticks, decision_timeout_s=arena.decision_timeout_s, isolate=True)
+
+
+def uses_models(spec: TournamentSpec) -> bool:
+    """Whether any agent loads a model (GPU placement, model affinity)."""
+    return any(AgentSpec.parse(a.spec).model_backed for a in spec.agents)
 
 
 def game_name(arena: ArenaSpec) -> str:
@@ -179,5 +185,5 @@ def latencies(spec: TournamentSpec) -> dict:
             for arena in spec.arenas}
 
 
-__all__ = ["MatchTask", "build_schedule", "match_spec", "match_seed", "make_env", "participants", "pairings",
+__all__ = ["MatchTask", "build_schedule", "match_spec", "uses_models", "match_seed", "make_env", "participants", "pairings",
            "latency_for", "latencies", "seat_ids"]
