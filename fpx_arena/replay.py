@@ -41,7 +41,7 @@ from .errors import ReplayError
 FORMAT = "fpx-arena-replay"
 VERSION = 2
 DIGEST_EVERY = 30  # ticks between state digests: half a second of a 60 Hz game
-MAX_BYTES = 1 << 30  # decompressed: far above any real match, below what would exhaust memory
+MAX_BYTES = 1 << 28  # decompressed: far above any real match (a few MB), below what would exhaust memory
 _REQUIRED = ("game", "seed", "agents", "actions", "tick_hz", "final_digest", "result", "check")
 
 
@@ -214,7 +214,7 @@ def verify_replay(data: dict, where: str = "replay") -> dict:
     expected = {t for t in range(0, total + 1) if t % data["check"]["every"] == 0} | {total}
     if set(want) != expected:
         raise ReplayError(f"{where}: the replay's state digests do not cover its {total} ticks")
-    rewards: dict = {}
+    rewards: dict = {a: 0.0 for a in data["agents"]}  # as the scheduler counts them: every player from 0
     env, ticks = None, 0
     for ticks, env, actions in frames(data, rewards):
         if ticks in want and env.state_digest() != want[ticks]:
