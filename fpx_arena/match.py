@@ -264,6 +264,8 @@ class _Match:
                             late_at[tick] = late_at.get(tick, 0) | 1 << i
                     put(action)
                     actions[a] = action
+                if dead:  # the env gets its actions in seat order, as from the other loops
+                    actions = {s.id: actions[s.id] for s in self.slots if s.id in actions}
                 if set_order is not None:
                     self._lockstep_order(live, self._late_bits(dead, gone_at, late_at, tick) if dead
                                          else late_at.get(tick, 0))

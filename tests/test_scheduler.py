@@ -429,3 +429,50 @@ def test_lockstep_decisions_are_records_like_any_other():
     assert len(r.trace.decisions) == 10 and [d.start for d in r.trace.decisions[::2]] == [0, 1, 2, 3, 4]
     assert all(d.latency_ms == 0.0 and d.land == d.start for d in r.trace.decisions)
     assert r.to_dict(with_trace=True)["trace"]["decisions"][1][:2] == [1, 0]
+
+
+class LeavingTickEnv(TickEnv):
+    """a1 leaves the game at tick 6; the others play on."""
+
+    def step(self, actions):
+        out = super().step(actions)
+        if self.t == 6 and "a1" in self.agents:
+            self.agents = [a for a in self.agents if a != "a1"]
+            out = tuple({a: v for a, v in d.items() if a != "a1"} for d in out)
+        return out
+
+
+class Misbehaving(Recorder):
+    """Answers like Recorder but, by the tick, raises, abstains, answers out of range, answers
+    the masked action 2 or a numpy integer."""
+
+    def act(self, observation, info):
+        t = int(observation["observation"][0])
+        if t % 7 == 3:
+            raise ValueError("bad tick")
+        return {0: None, 1: 9, 2: 2, 5: np.int64(3)}.get(t % 11, super().act(observation, info))
+
+
+class BrokenReset(Recorder):
+    def reset(self, *args):
+        raise RuntimeError("no model")
+
+
+@pytest.mark.parametrize("late", ["noop", "repeat"])
+@pytest.mark.parametrize("cast", [(Misbehaving, Recorder, Recorder), (Recorder, BrokenReset, Misbehaving),
+                                  (BrokenReset, Misbehaving, Recorder)])
+def test_the_lean_lockstep_loop_plays_like_the_general_one(late, cast):
+    """Agents called inline without a viewer take the lean lockstep loop (implicit decisions);
+    with a viewer (on_tick), or on their own threads (a decision timeout), the general loop.
+    All must give the same trace and counts, whoever misbehaves."""
+    out = []
+    for on_tick, timeout in ((None, None), (lambda *args: None, None), (None, 5.0)):
+        env = LeavingTickEnv(n_agents=3, length=30)
+        r = run_match(env, {f"a{i}": cls() for i, cls in enumerate(cast)}, clock="lockstep", late=late, seed=2,
+                      on_tick=on_tick, decision_timeout_s=timeout)
+        stats = {a: (s.reward, s.decisions, s.missed_ticks, s.invalid, s.errors, s.abstained, len(s.latencies_ms),
+                     s.last_error) for a, s in r.stats.items()}
+        out.append((r.ticks, list(r.trace.actions), list(r.trace.late), r.trace.arrival,
+                    [tuple(d) for d in r.trace.decisions], stats, r.final_digest))
+    assert out[0] == out[1] == out[2]
+    assert out[0][1][10][1] is None  # a1 was gone by then
