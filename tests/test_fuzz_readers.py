@@ -287,3 +287,27 @@ def test_fuzz_config_json(tiny, tmp_path):
     problems, refused, accepted = fuzz(cases, read, lambda c: c[1])
     assert not problems, "\n".join(problems[:10])
     assert refused > 50 and accepted > 50
+
+
+def test_fuzz_plan_files(tmp_path):
+    """Precision plan files are shared too (`llm:<model>@plan.json`)."""
+    from fpx_arena.llm.precision import load_plan
+
+    names = [f"layers.{i}.attn.{p}" for i in range(2) for p in ("q_proj", "k_proj")] + ["lm_head"]
+    model = {"name": "m", "checkpoint_sha256": "ab", "layers_sha256": "cd", "n_linear": len(names)}
+    base = {"format": "fpx-arena-plan", "version": 1, "precision": "fpx:0.5", "compute_dtype": "bf16", "model": model,
+            "formats": {n: ("nvfp4" if i % 2 else "fp8") for i, n in enumerate(names)}, "counts": {}, "bits": 6.0,
+            "eps": {n: 0.01 for n in names}, "calibration": {}}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(base))
+    assert load_plan(str(path), names, model_id=model).formats["lm_head"] == "fp8"  # the control loads
+    rng = random.Random(SEED)
+    cases = [mutate(base, rng) for _ in range(300)]
+
+    def read(case):
+        path.write_text(json.dumps(case[0]))
+        load_plan(str(path), names, model_id=model)
+
+    problems, refused, accepted = fuzz(cases, read, lambda c: c[1])
+    assert not problems, "\n".join(problems[:10])
+    assert refused > 50

@@ -209,6 +209,11 @@ def read_plan_file(path: str) -> dict:
                         f"\"{PLAN_FILE_FORMAT}\" with a \"formats\" table)")
     if d.get("version") != PLAN_FILE_VERSION:
         raise UserError(f"plan file {path}: version {d.get('version')!r} is not supported (expected {PLAN_FILE_VERSION})")
+    for key in ("model", "eps", "calibration"):  # plan files are shared: every field is typed
+        if d.get(key) is not None and not isinstance(d[key], dict):
+            raise UserError(f"plan file {path}: {key!r} must be a JSON object, got {type(d[key]).__name__}")
+    if not isinstance(d.get("compute_dtype", "bf16"), str):
+        raise UserError(f"plan file {path}: compute_dtype must be a string, got {d['compute_dtype']!r:.40}")
     return d
 
 
