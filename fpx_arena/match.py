@@ -36,6 +36,7 @@ from .clocks import Clock, agent_seed, device_sync, land_tick, make_clock
 from .errors import SpecError, UserError
 from .isolation import Guard, is_hung, trusted
 from .latency import latency_key
+from .replay import save as save_replay
 from .slots import Slot, check_action
 from .trace import ERROR, OK, TIMEOUT, ActionLog, Decision, MatchResult, Trace
 from .wallclock import play_wall
@@ -89,9 +90,7 @@ class MatchSpec:
         agents = agents if agents is not None else self.make_agents()
         result = _Match(self, env, agents, on_tick).play()
         if record is not None:
-            from .replay import save
-
-            save(record, result, env_kwargs=self.env_kwargs, env=env)
+            save_replay(record, result, env_kwargs=self.env_kwargs, env=env)
         return result
 
 
@@ -133,6 +132,8 @@ class _Match:
         timeout = spec.decision_timeout_s
         if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
             raise UserError(f"decision_timeout_s must be a positive number of seconds, got {timeout}")
+        if not (isinstance(spec.forfeit_after, int) and spec.forfeit_after >= 1):
+            raise UserError(f"forfeit_after must be a whole number of timeouts >= 1, got {spec.forfeit_after!r}")
         self.spec, self.env, self.ids, self.on_tick = spec, env, ids, on_tick
         self.index = {a: i for i, a in enumerate(ids)}
         self.dt_ms = 1000.0 / self.tick_hz
