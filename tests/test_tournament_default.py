@@ -74,3 +74,48 @@ def test_a_shortened_default_run_twice_gives_identical_results(tmp_path):
     assert all(a.startswith(("Deploy ", "No answer yet", "No choice")) for a in answers), answers
     with Store.open(tmp_path / "one") as a, Store.open(tmp_path / "two") as b:
         assert [m.outcome() for m in a.matches()] == [m.outcome() for m in b.matches()]
+
+
+BOTS = """
+name = "bots"
+format = "gauntlet"
+baselines = ["turtle"]
+games_per_pairing = 2
+seed = 4
+
+[[agents]]
+name = "reactive"
+spec = "fighter/reactive"
+latency_ms = 50
+
+[[agents]]
+name = "turtle"
+spec = "fighter/turtle"
+latency_ms = 50
+
+[games.fighter]
+clock = "profile"
+env = { round_ticks = 200 }
+"""
+
+
+def test_clock_measured_is_one_flag_away_and_the_report_names_the_machine(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "bots.toml").write_text(BOTS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "fpx_arena", "tournament", str(tmp_path / "bots.toml"), "--clock",
+                           "measured", "--out", str(tmp_path / "run"), "--no-progress", "--workers", "1"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "(measured clock)" in proc.stdout and "Played on " in proc.stdout
+    md = (tmp_path / "run" / "report.md").read_text()
+    line = re.search(r"Played on (.*?); (\d+) worker\(s\), (\d+) torch/OpenMP thread\(s\) each .*?load average "
+                     r"\(1/5/15 min\) ([\d./]+) at the start, ([\d./]+) at the end; 2 matches\.", md)
+    assert line, md
+    assert line.group(2) == "1" and int(line.group(3)) == os.cpu_count()
+    # the stored spec says what was played: a report or a resume sees the measured clock
+    with Store.open(tmp_path / "run") as store:
+        assert {m.clock for m in store.matches()} == {"measured"}
