@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing as mp
-import os
 import signal
 import sys
 import traceback
@@ -89,8 +88,8 @@ class ProcessAgent:
 
     def _start(self):
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_child, args=(child, self._build, self.spec, self._overrides), daemon=True,
-                                       name=f"fpx-agent {self.spec[:40]}")
+        self._proc = self._ctx.Process(target=_child, args=(child, self._build, self.spec, self._overrides),
+                                       daemon=True, name=f"fpx-agent {self.spec[:40]}")
         self._proc.start()
         child.close()
         self._conn = parent
@@ -167,7 +166,7 @@ class ProcessAgent:
 
     def __del__(self):
         try:
-            if self._proc is not None and self._proc.is_alive() and os.getpid() == getattr(self._proc, "_parent_pid", None):
+            if self._proc is not None and self._proc.is_alive():
                 self._proc.kill()
-        except Exception:
+        except Exception:  # interpreter shutdown: the child dies with us anyway (PR_SET_PDEATHSIG)
             pass

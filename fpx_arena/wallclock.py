@@ -40,11 +40,13 @@ def play_wall(m) -> None:
                     land_at = s.started + latency / 1000.0
                     s.land = max(s.start_tick, math.ceil((land_at - t0) * 1000.0 / dt - 1e-9))
                     s.key = s.start_tick * dt + latency
-                    if ok:
+                    if ok:  # traced when it lands: (status, error, latency, timing)
                         action, status = check_action(value, s, *s.observed)
-                        s.pending, s.answer = (action, status), (status, None, latency, getattr(s.agent, "last_timing", None))
+                        s.pending = (action, status)
+                        s.answer = (status, None, latency, getattr(s.agent, "last_timing", None))
                     else:
-                        s.pending, s.answer = (None, ERROR), (ERROR, f"{type(value).__name__}: {value}", latency, None)
+                        s.pending = (None, ERROR)
+                        s.answer = (ERROR, f"{type(value).__name__}: {value}", latency, None)
                 elif not g.abandoned and now - s.started > timeout:
                     g.abandon()
                     m.timed_out(s, tick, 0.0)

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 from ..agents.spec import AgentSpec
-from ..errors import SpecError, UserError
+from ..errors import UserError
 from ..match import MatchSpec
 from ..agents.adaptive import candidate_keys
 from .spec import ArenaSpec, TournamentSpec
@@ -52,10 +52,11 @@ def match_spec(spec: TournamentSpec, task: MatchTask, latencies: dict) -> MatchS
     latencies: latencies(spec) (the profile clock's draw per arena and agent)."""
     arena = spec.arena(task.arena)
     seats = dict(zip(task.seat_ids, task.seats))
+    profile = arena.clock == "profile"
     return MatchSpec(
         game=arena.game, env_kwargs=dict(arena.env), agents={seat: spec.agent(name).spec for seat, name in seats.items()},
         tick_hz=arena.tick_hz, clock=arena.clock, late=arena.late, seed=task.seed,
-        latency={seat: latencies[task.arena][name] for seat, name in seats.items()} if arena.clock == "profile" else None,
+        latency={seat: latencies[task.arena][name] for seat, name in seats.items()} if profile else None,
         network_delay_ms=arena.network_delay_ms, overage_ms=arena.overage_ms, deadline_ms=arena.deadline_ms,
         max_ticks=arena.max_ticks, decision_timeout_s=arena.decision_timeout_s, isolate=True)
 
@@ -185,5 +186,5 @@ def latencies(spec: TournamentSpec) -> dict:
             for arena in spec.arenas}
 
 
-__all__ = ["MatchTask", "build_schedule", "match_spec", "uses_models", "match_seed", "make_env", "participants", "pairings",
-           "latency_for", "latencies", "seat_ids"]
+__all__ = ["MatchTask", "build_schedule", "match_spec", "uses_models", "match_seed", "make_env", "participants",
+           "pairings", "latency_for", "latencies", "seat_ids"]
