@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import agents, games
+from .. import games
 from ..agents.llm import LLMAgent
 from ..errors import UserError
 from ..games import WIN_RATE
 from ..llm.precision import make_plan
 from ..llm.registry import resolve
-from ..scheduler import run_match
+from ..match import MatchSpec
 from ..stats import tv_distance, wilson
 from . import dataset
 from .train import device_name
@@ -62,8 +62,9 @@ def play_one(game: str, spec: str, opponent: str, seed: int, clock: str, env_kwa
     env = games.make(game, **(env_kwargs or {}))
     ids = list(env.possible_agents)
     me = ids[seed % len(ids)]
-    players = {a: agents.make(spec if a == me else opponent) for a in ids}
-    r = run_match(env, players, clock=clock, seed=seed, decision_timeout_s=60.0)
+    match = MatchSpec(game=game, env_kwargs=env_kwargs or {}, agents={a: spec if a == me else opponent for a in ids},
+                      clock=clock, seed=seed, decision_timeout_s=60.0)
+    r = match.play(env)
     s = r.stats[me]
     out = {"seed": seed, "seat": me, "ticks": r.ticks, "winner": r.winner, "won": r.winner == me,
            "lost": r.winner is not None and r.winner != me, "missed_ticks": s.missed_ticks,
