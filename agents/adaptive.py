@@ -247,8 +247,9 @@ class AdaptiveAgent:
             # cold caches): learning it would bar the candidate for a cost it never pays again
             self._warm.add(cand)
             return
-        self.latency.observe(cand, choice.bucket, float(latency_ms))
+        # the controller first: it judges the charge against what was predicted before it
         self.controller.observe(cand, choice, float(latency_ms))
+        self.latency.observe(cand, choice.bucket, float(latency_ms))
 
     def act(self, observation, info=None, context: DecisionContext | None = None):
         t0 = time.perf_counter()

@@ -81,10 +81,12 @@ def test_deadline_rule_learns_per_prompt_length_and_widens_its_margin_after_miss
         lat.observe(2, 0, 4.0), lat.observe(2, 3, 9.0)
     assert ctl.choose(short) == 0 and ctl.choose(long) == 2
     assert prompt_bucket(100) == 0 and prompt_bucket(300) == 2 and prompt_bucket(10**9) == 8
-    before = ctl.predicted_ms(0, short)
+    ctl.observe(0, short, 9.0)  # charged above mean + k x std (6 ms, no spread): a miss
     lat.observe(0, 0, 9.0)
-    ctl.observe(0, short, 50.0)  # charged far above the prediction: the margin grows
-    assert ctl.predicted_ms(0, short) > before
+    fresh = DeadlineController(infos(*CANDS), lat, k=1.0)  # the same latencies, no miss seen
+    mean, std, _ = lat.estimate(0, 0)
+    assert std > 0 and fresh.predicted_ms(0, short) == pytest.approx(mean + std)
+    assert ctl.predicted_ms(0, short) == pytest.approx(mean + 2 * std)  # k doubled: all recent missed
 
 
 def test_bandit_learns_which_candidate_pays_in_each_urgency_bucket():
