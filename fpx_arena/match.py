@@ -479,9 +479,13 @@ class _Match:
         fresh before late, then the seeded tiebreak (the same draws as _order)."""
         keys = self._tiebreak(len(live))
         index = self.index
-        arrival = [live[j] for j in sorted(range(len(live)), key=lambda j: (late >> index[live[j]] & 1, keys[j]))]
+        if late:
+            ranks = sorted(range(len(live)), key=lambda j: (late >> index[live[j]] & 1, keys[j]))
+        else:
+            ranks = sorted(range(len(live)), key=keys.__getitem__)
+        arrival = [live[j] for j in ranks]
         self.set_order(arrival)
-        self.trace.arrival.append([index[a] for a in arrival])
+        self.trace.arrival.append(ranks if live == self.ids else [index[a] for a in arrival])
 
     def forfeit(self, s: Slot, reason: str):
         s.stats.forfeit = reason
