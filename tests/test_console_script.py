@@ -57,3 +57,16 @@ def test_play_help_suggests_only_settings_the_games_accept():
     for settings, game in examples:
         kwargs = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", settings)}
         games.make(game, **kwargs)  # raises on a setting the game refuses
+
+
+def test_eval_writes_under_runs_never_over_an_earlier_result(tmp_path, monkeypatch):
+    from fpx_arena.commands.eval import default_out
+
+    monkeypatch.chdir(tmp_path)
+    first = default_out("arena-tiny")
+    assert Path(first).parent == Path("runs") and Path(first).name.startswith("eval-arena-tiny-")
+    Path("runs").mkdir()
+    Path(first).write_text("{}")
+    second = default_out("arena-tiny")
+    assert second != first and not Path(second).exists()
+    assert "bench" not in first and "bench" not in second
