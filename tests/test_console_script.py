@@ -70,3 +70,14 @@ def test_eval_writes_under_runs_never_over_an_earlier_result(tmp_path, monkeypat
     second = default_out("arena-tiny")
     assert second != first and not Path(second).exists()
     assert "bench" not in first and "bench" not in second
+
+
+def test_play_says_what_a_draw_means_beside_leaning_rewards():
+    # stopped before any round ended: no winner, while the per-tick rewards lean one way
+    out = subprocess.run([SCRIPT, "play", "fighter", "-a", "p0=fighter/aggressive", "-a", "p1=fighter/reactive",
+                          "--max-ticks", "300", "--seed", "2"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0]
+    assert "winner: draw" not in first
+    assert re.search(r"winner: none \(rounds won 0-0\); the per-tick reward leans to p[01] \([+]\d\.\d\d\) but does "
+                     r"not decide the match", first), first

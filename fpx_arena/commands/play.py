@@ -63,15 +63,16 @@ def _outcome(result) -> str:
     rewards are per-tick shaping and may lean one way in a drawn match."""
     if result.winner:
         return f"winner: {result.winner}"
-    text = "winner: none, a draw by the game's result"
     rounds = {a: s.metrics.get("rounds_won") for a, s in result.stats.items()}
     if all(isinstance(v, (int, float)) for v in rounds.values()):
-        text += f" (rounds won {'-'.join(str(v) for v in rounds.values())})"
+        text = f"winner: none (rounds won {'-'.join(str(v) for v in rounds.values())})"
+    else:
+        text = "winner: none (a draw by the game's result)"
     rewards = {a: s.reward for a, s in result.stats.items()}
     best = max(rewards.values())
     leaders = [a for a, r in rewards.items() if r == best]
     if len(leaders) == 1:
-        text += f"; the shaped reward leans to {leaders[0]} ({best:+.2f})"
+        text += f"; the per-tick reward leans to {leaders[0]} ({best:+.2f}) but does not decide the match"
     return text
 
 
