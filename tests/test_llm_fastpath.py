@@ -69,3 +69,51 @@ def test_generator_produces_the_greedy_tokens_of_eager_decoding(tiny, interpret)
     cut = gen(PROMPT[4:], 6, stop_ids=[stop])
     assert cut == out[:out.index(stop) + 1]
     assert cache.length == start + len(PROMPT[4:]) + out.index(stop)
+
+
+def test_a_decode_step_launches_at_most_twelve_kernels_per_layer(tiny, interpret, monkeypatch):
+    """Every device operation of one fused step counted: aten ops that compute (views and
+    allocations launch nothing) and the Triton launches of kernels/fused.py (attention is two)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from fpx_arena.kernels import fused
+
+    free = ("view", "reshape", "alias", "select", "slice", "split", "transpose", "unsqueeze", "squeeze",
+            "expand", "as_strided", "detach", "empty", "t.default", "_to_copy", "lift_fresh", "unbind")
+    counts = {"aten": 0, "triton": 0}
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func)
+            if not any(f in name for f in free):
+                counts["aten"] += 1
+            return func(*args, **(kwargs or {}))
+
+    for fn, launches in (("add_rmsnorm", 1), ("rope_kv_write", 1), ("silu_mul", 1), ("decode_attention", 2)):
+        orig = getattr(fused, fn)
+
+        def wrapped(*a, _orig=orig, _n=launches, **k):
+            counts["triton"] += _n
+            with _Paused():
+                return _orig(*a, **k)
+        monkeypatch.setattr(fused, fn, wrapped)
+
+    class _Paused:  # the Triton wrappers' own tensor bookkeeping is not device work
+        def __enter__(self):
+            self.mode = torch.utils._python_dispatch._pop_mode_temporarily()
+            self.mode.__enter__()
+
+        def __exit__(self, *exc):
+            self.mode.__exit__(*exc)
+
+    for precision in ("bf16", "fp8"):
+        counts.update(aten=0, triton=0)
+        model = load_model(tiny, precision, "cpu")
+        cache = model.new_cache(64)
+        model.prefill(PROMPT, cache)
+        tok, pos = torch.tensor([5]), torch.tensor([cache.length])
+        with torch.inference_mode(), Count():
+            fastpath.decode_step(model, cache, tok, pos)
+        # per layer: 2 norms, 4 projections (each one op: a GEMM, or the qlinear op), rope + KV
+        # write, attention (2); outside them: embedding, length, final norm, lm_head
+        assert counts["aten"] + counts["triton"] <= 10 * model.config.n_layers + 4, (precision, counts)
