@@ -22,7 +22,7 @@ def test_every_w8a8_config_matches_float64(m, n, k):
     g = torch.Generator().manual_seed(m + k)
     qw = quantize_weight((torch.randn(n, k, generator=g) * 0.05).to(DEVICE), "fp8")
     bias = torch.randn(n, generator=g).to(DEVICE, torch.bfloat16)
-    for i, cfg in enumerate(ops.w8a8_candidates(m, interpret=not CUDA)):
+    for i, cfg in enumerate(ops.w8a8_candidates(m, interpret=not CUDA, fused=True)):
         # fresh tokens for every config, over many binades per token
         x = torch.randn(m, k, generator=g) * torch.exp(torch.randn(m, 1, generator=g) * 2)
         x = x.to(DEVICE, torch.bfloat16)
@@ -37,6 +37,12 @@ def test_every_w8a8_config_matches_float64(m, n, k):
         if cfg.fused:
             assert ops._work[(x.device, "bar")][:2].tolist() == [0, 0]
             assert ops.w8a8_barrier_failures(x.device) == 0
+
+
+def test_fused_candidates_are_opt_in():
+    assert any(c.fused for c in ops.w8a8_candidates(256, fused=True))
+    assert not any(c.fused for c in ops.w8a8_candidates(256, fused=False))
+    assert all(c.fused == ops.W8A8_FUSED for c in ops.w8a8_candidates(256)[:1])
 
 
 def test_default_dispatch_quantizes_tokens_for_fp8_prefill_only():
