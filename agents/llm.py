@@ -298,6 +298,11 @@ class LLMAgent:
             runner = self._runners[key] = make()
         return runner
 
+    @property
+    def runners(self) -> dict:
+        """The CUDA-graph runners made so far, by (kind, plan): kind scorer, generator or decoder."""
+        return dict(self._runners)
+
     def _on_gpu(self) -> bool:
         return self.graphs and self.model.device.type == "cuda"
 
