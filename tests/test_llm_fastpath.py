@@ -117,3 +117,23 @@ def test_a_decode_step_launches_at_most_twelve_kernels_per_layer(tiny, interpret
         # per layer: 2 norms, 4 projections (each one op: a GEMM, or the qlinear op), rope + KV
         # write, attention (2); outside them: embedding, length, final norm, lm_head
         assert counts["aten"] + counts["triton"] <= 10 * model.config.n_layers + 4, (precision, counts)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp8"])
+def test_fused_static_append_equals_the_model_forward(tiny, precision, interpret):
+    """The fused append of a prompt tail (graph body of tails and constrained scoring): the
+    same logits and cache keys as the model's own static forward under the same mask."""
+    model = load_model(tiny, precision, "cpu")
+    caches = [model.new_cache(64), model.new_cache(64)]
+    for c in caches:
+        model.prefill(PROMPT[:5], c)
+    W, base = 6, 5
+    tokens = torch.tensor([PROMPT[5:5 + W]])
+    slots = base + torch.arange(W)
+    k_slot = torch.arange(64)
+    mask = (k_slot < base)[None, :] | ((k_slot >= base) & (k_slot - base <= torch.arange(W)[:, None]))
+    with torch.inference_mode():
+        ref = model._forward(tokens, slots, caches[0], slots, mask)[0]
+        got = fastpath.forward_static(model, caches[1], tokens, slots, slots, mask).float()
+    assert rel(got, ref) < 2e-2
+    assert rel(caches[1].k[:, :, :, :base + W], caches[0].k[:, :, :, :base + W]) < 1e-2

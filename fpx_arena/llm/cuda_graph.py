@@ -95,6 +95,8 @@ def static_score(model: Transformer, cache: KVCache, tokens: torch.Tensor, posit
     visible = (g_key[None, :] == -1) | (g_key[None, :] == group[:, None])
     mask = (k_slot < base)[None, :] | (new[None, :] & visible & (p_key[None, :] <= positions[:, None]))
     slots = base + torch.arange(width, device=tokens.device)
+    if fastpath.usable(model, cache):
+        return fastpath.forward_static(model, cache, tokens, positions, slots, mask).float()
     return model._forward(tokens, positions, cache, slots, mask)[0]
 
 
@@ -174,6 +176,8 @@ def static_append(model: Transformer, cache: KVCache, tokens: torch.Tensor, n_re
     k_slot = torch.arange(cache.capacity, device=tokens.device)
     rel = k_slot - base
     mask = (k_slot < base)[None, :] | ((rel >= 0) & (rel < n_real))[None, :] & (rel[None, :] <= offs[:, None])
+    if fastpath.usable(model, cache):
+        return fastpath.forward_static(model, cache, tokens, positions, positions, mask, n_real - 1)[0]
     return model._forward(tokens, positions, cache, positions, mask, n_real - 1)[0, 0]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.nn.functional as F
 
 from ..kernels import fused
 
@@ -58,4 +59,37 @@ def decode_step(model, cache, token: torch.Tensor, pos: torch.Tensor) -> torch.T
         gu = _proj(mlp.fused_gate_up, (mlp.gate_proj, mlp.up_proj), h)
         delta = mlp.down_proj(fused.silu_mul(gu))
     h = fused.add_rmsnorm(x, delta, model.norm.weight, eps)
+    return model.lm_head(h)
+
+
+def forward_static(model, cache, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
+                   mask: torch.Tensor, out_rows=None) -> torch.Tensor:
+    """A static-shape append of W tokens ([1, W]) at cache ``slots`` [W] with rope
+    ``positions`` [W], attention under ``mask`` [W, capacity] (the graphs of a prompt tail and
+    of constrained scoring): the fused norm, rope + KV write and SwiGLU kernels around the
+    projections, attention by SDPA. Returns logits [rows, vocab] (the compute dtype) of
+    ``out_rows`` (default: all)."""
+    c = model.config
+    eps = c.norm_eps
+    W = tokens.shape[1]
+    x = model.embed(tokens[0])                        # [W, dim]; updated in place by add_rmsnorm
+    delta = None
+    for i, blk in enumerate(model.layers):
+        attn, mlp = blk.attn, blk.mlp
+        h = fused.add_rmsnorm(x, delta, blk.attn_norm.weight, eps)
+        qkv = _proj(attn.fused_qkv, (attn.q_proj, attn.k_proj, attn.v_proj), h)
+        k_cache, v_cache = cache.k[i, 0], cache.v[i, 0]
+        qn = attn.q_norm.weight if attn.q_norm is not None else None
+        kn = attn.k_norm.weight if attn.k_norm is not None else None
+        q = fused.rope_kv_write(qkv, positions, slots, model.inv_freq, k_cache, v_cache, c.n_heads, c.n_kv_heads,
+                                qn, kn, eps)
+        y = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k_cache[None], v_cache[None], attn_mask=mask,
+                                           enable_gqa=c.n_heads != c.n_kv_heads)
+        delta = attn.o_proj(y[0].transpose(0, 1).reshape(W, -1))
+        h = fused.add_rmsnorm(x, delta, blk.mlp_norm.weight, eps)
+        gu = _proj(mlp.fused_gate_up, (mlp.gate_proj, mlp.up_proj), h)
+        delta = mlp.down_proj(fused.silu_mul(gu))
+    h = fused.add_rmsnorm(x, delta, model.norm.weight, eps)
+    if out_rows is not None:
+        h = h[out_rows]
     return model.lm_head(h)
