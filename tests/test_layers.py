@@ -51,10 +51,7 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
         "model, which imports plans; a CheckpointState protocol passed in would cut it",
 }
 # underscore names imported from another module: (importing module, name) -> reason
-KNOWN_PRIVATE_USES: dict[tuple[str, str], str] = {
-    ("fpx_arena.commands.report", "_text_table"):
-        "tournaments/report.py (items 3/4 owner) should make its text table public",
-}
+KNOWN_PRIVATE_USES: dict[tuple[str, str], str] = {}
 
 
 def module_files() -> dict[str, Path]:

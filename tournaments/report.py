@@ -139,7 +139,7 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines or [""]
 
 
-def _text_table(header, rows, width: int = WIDTH) -> str:
+def text_table(header, rows, width: int = WIDTH) -> str:
     """A plain table that fits `width` columns: the widest columns wrap (names are never cut)."""
     table = [list(map(str, header))] + [list(map(str, r)) for r in rows]
     widths = [max(len(x) for x in col) for col in zip(*table)]
@@ -209,7 +209,7 @@ def machine_line(meta: dict) -> str:
 def terminal_report(summaries: list[ArenaSummary], meta: dict | None = None) -> str:
     parts = []
     for s in summaries:
-        parts += [_heading(s), _text_table(*agent_table(s, compact=True)), "", *textwrap.wrap(s.answer, WIDTH), ""]
+        parts += [_heading(s), text_table(*agent_table(s, compact=True)), "", *textwrap.wrap(s.answer, WIDTH), ""]
     parts.append(_legend(summaries))
     parts += textwrap.wrap("* = yardstick, not a deployment candidate. Elo: Bradley-Terry with a weak prior (two "
                            "virtual draws per pair), 95% interval from the paired-seed bootstrap.", WIDTH)

@@ -26,7 +26,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ..tournaments.report import _text_table, pair_table, write_reports
+    from ..tournaments.report import text_table, pair_table, write_reports
 
     path = Path(args.db)
     if not path.exists():
@@ -38,6 +38,6 @@ def run(args) -> int:
     print(report["text"])
     if args.pairs:
         for s in report["summaries"]:
-            print(f"\n{s.label} pairs\n" + _text_table(*pair_table(s)))
+            print(f"\n{s.label} pairs\n" + text_table(*pair_table(s)))
     print(f"\nreport: {report['html']}\n        {report['md']}")
     return 0
