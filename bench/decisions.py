@@ -29,7 +29,10 @@ import statistics
 import sys
 import time
 
-sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # last: never shadow installed packages
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# bench/ first on the path would make bench/kernels.py the `kernels` that transformers probes for
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.append(os.path.dirname(_HERE))  # last: never shadow installed packages
 
 import torch  # noqa: E402
 
@@ -47,12 +50,17 @@ SHAPES = {
                         head_dim=128, intermediate_size=13824, rope_theta=1e6, max_position=32768,
                         qkv_bias=True, norm_eps=1e-5),
 }
+# a small shape for a quick check of this script (on a CPU: TRITON_INTERPRET=1 --device cpu)
+SHAPES["tiny"] = dict(arch="qwen2", vocab_size=512, dim=128, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=32,
+                      intermediate_size=256, rope_theta=1e6, max_position=2048, qkv_bias=True, tie_embeddings=True)
 PRECISIONS = ["bf16", "fp8", "nvfp4", "mxfp4", "fpx:0.5"]
+DEVICE = "cuda"
 CONTEXT, APPEND, NEW = 320, 64, 16
 
 
 def sync():
-    torch.cuda.synchronize()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def timed(fn, reps: int, warmup: int = 2) -> list[float]:
@@ -70,8 +78,8 @@ def timed(fn, reps: int, warmup: int = 2) -> list[float]:
 
 def copy_bandwidth() -> float:
     """Bytes per second of a 2 GiB device copy, read + write counted (median of 20)."""
-    n = 1 << 30
-    src = torch.empty(n, dtype=torch.uint16, device="cuda").random_()
+    n = 1 << 30 if DEVICE == "cuda" else 1 << 24
+    src = torch.full((n,), 1.5, dtype=torch.bfloat16, device=DEVICE)
     dst = torch.empty_like(src)
     ms = statistics.median(timed(lambda: dst.copy_(src), 20))
     del src, dst
@@ -81,6 +89,8 @@ def copy_bandwidth() -> float:
 def count_kernels(fn) -> int:
     from torch.profiler import ProfilerActivity, profile
 
+    if DEVICE != "cuda":
+        return 0  # kernels are a GPU notion (tests/test_llm_fastpath.py counts operations on a CPU)
     fn()
     sync()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -98,8 +108,8 @@ def build_model(shape: str, seed: int = 0) -> Transformer:
     cfg = ModelConfig(name=shape, **SHAPES[shape])
     with torch.device("meta"):
         model = Transformer(cfg, dtype=torch.bfloat16)
-    model.weight_source = RandomSource(cfg, seed=seed, device="cuda")
-    model.inv_freq = rope_inv_freq(cfg).to("cuda")
+    model.weight_source = RandomSource(cfg, seed=seed, device=DEVICE)
+    model.inv_freq = rope_inv_freq(cfg).to(DEVICE)
     return model.eval()
 
 
@@ -117,8 +127,8 @@ def measure_plan(model, precision: str, args, rng) -> tuple[dict, list[float]]:
     cache = model.new_cache(1024)
     model.prefill(prompt, cache)
     # correctness: the fused step (graph body) against the model's eager static step
-    tok = torch.tensor([prompt[-1]], device="cuda")
-    slot = torch.tensor([CONTEXT], device="cuda")
+    tok = torch.tensor([prompt[-1]], device=DEVICE)
+    slot = torch.tensor([CONTEXT], device=DEVICE)
     with torch.inference_mode():
         model.eager_decode = True
         ref = decode_logits(model, cache, tok, slot).float()
@@ -188,21 +198,24 @@ def hf_decision(shape: str, args, rng) -> dict:
               rms_norm_eps=c.get("norm_eps", 1e-5))
     cls = transformers.Qwen2Config if c["arch"] == "qwen2" else transformers.LlamaConfig
     config = cls(**kw)
-    with torch.device("cuda"):
+    with torch.device(DEVICE):
         hf = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
-    prompt = torch.randint(0, c["vocab_size"], (1, CONTEXT + APPEND), generator=rng).cuda()
+    prompt = torch.randint(0, c["vocab_size"], (1, CONTEXT + APPEND), generator=rng).to(DEVICE)
 
     def run():
         with torch.inference_mode():
             hf.generate(prompt, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, pad_token_id=0)
     ms = timed(run, 3, warmup=1)
     del hf
-    torch.cuda.empty_cache()
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
     return {"decision_ms": statistics.median(ms), "samples_ms": ms, "transformers": transformers.__version__,
             "how": "AutoModelForCausalLM bf16 (sdpa), generate(do_sample=False, 16 new tokens) after 384 tokens"}
 
 
 def card_tag(name: str) -> str:
+    if name == "cpu":
+        return "cpu"
     for tag in ("H200", "H100", "A100", "L40S", "L4"):
         if tag in name:
             return tag.lower()
@@ -218,8 +231,11 @@ def main():
     ap.add_argument("--no-hf", action="store_true")
     ap.add_argument("--out", default=None, help="default bench/results/decisions-<card>.json (rows merged)")
     ap.add_argument("--profiles", default=None, help="default fpx_arena/data/profiles/decisions-<card>.json")
+    ap.add_argument("--device", default="cuda", help="cuda; cpu only to check the script (with TRITON_INTERPRET=1)")
     args = ap.parse_args()
-    card = torch.cuda.get_device_name(0)
+    global DEVICE
+    DEVICE = args.device
+    card = torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu"
     tag = card_tag(card)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = args.out or os.path.join(root, "bench", "results", f"decisions-{tag}.json")
@@ -270,7 +286,8 @@ def main():
         if hf:
             result.setdefault("transformers", {})[shape] = hf
         del model
-        torch.cuda.empty_cache()
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
     os.makedirs(os.path.dirname(prof_path), exist_ok=True)

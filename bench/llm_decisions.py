@@ -27,7 +27,11 @@ import sys
 import tempfile
 import time
 
-sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # last: never shadow installed packages
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# bench/ first on the path would make bench/kernels.py the `kernels` that transformers probes for:
+# the repository root goes before it (its kernels/ stays empty when imported that way)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path += [os.path.dirname(_HERE), _HERE]  # last: never shadow installed packages
 
 import torch  # noqa: E402
 
