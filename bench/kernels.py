@@ -181,7 +181,7 @@ def bench_format(f, qs, w_ref, xs, res, errs, configs, m, n, k) -> None:
     if f == "fp8" and act:
         xq, xsc = ops.quantize_act_fp8(xs[0])
         yy = torch.empty(m, n, device=xs[0].device, dtype=torch.bfloat16)
-        tg = graph_time_us(lambda i: ops._launch_w8a8(ops._kernels(False), xq, xsc,
+        tg = graph_time_us(lambda i: ops._launch_w8a8(ops.kernel_module(False), xq, xsc,
                                                       qs[i % len(qs)], None, yy, chosen), len(qs))
         res["fp8_gemm_only"] = (tg, qs[0].nbytes + m * k + 4 * m + 2 * m * n)
 

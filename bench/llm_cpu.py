@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -25,22 +24,13 @@ import numpy as np
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: never shadow installed packages
 
 from fpx_arena import agents, games
+from fpx_arena.tournaments.machine import cpu_name
 
 # (mode, prefix cache, fused): constrained scoring by default puts the state's tokens and the
 # replies in one forward; the two-pass row (prefill, then scoring) shows what that saves.
 VARIANTS = [("constrained", True, True), ("constrained", False, True), ("free", True, True),
             ("free", False, True), ("constrained", True, False)]
 
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def observations(game: str, count: int, seed: int = 0):

@@ -1,12 +1,5 @@
-"""What the benchmark scripts record about the CPU they ran on."""
-import platform
+"""What the benchmark scripts record about the CPU they ran on: the tournament report's own
+description of the machine, so the two never disagree."""
+from fpx_arena.tournaments.machine import cpu_name
 
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+__all__ = ["cpu_name"]

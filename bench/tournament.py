@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))  # last: never shadow installed packages
 
 from fpx_arena import agents as agent_registry  # noqa: E402
+from fpx_arena.tournaments.machine import cpu_name  # noqa: E402
 from fpx_arena.tournaments.runner import run_tournament  # noqa: E402
 from fpx_arena.tournaments.schedule import build_schedule, latencies, match_spec  # noqa: E402
 from fpx_arena.tournaments.spec import load_spec  # noqa: E402
@@ -58,15 +59,6 @@ def runner(spec_path: Path, workers: int, work: Path) -> float:
     shutil.rmtree(run_dir)
     return elapsed
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:

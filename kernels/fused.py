@@ -12,53 +12,19 @@ step stays valid while they advance.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
-import sys
-import threading
 
 import torch
 import torch.nn.functional as F
 
+from .ops import kernel_module
+
 ATTN_CHUNK = 64        # cache slots per attention program
-_lock = threading.Lock()
-_modules: dict = {}
 
 
 def _kernels(interpret: bool):
-    """_fused_triton.py compiled for CUDA or run by the interpreter (TRITON_INTERPRET is read
-    when @triton.jit runs, so each flavour is its own module object)."""
-    with _lock:
-        if interpret in _modules:
-            return _modules[interpret]
-        import triton  # noqa: F401
-
-        name = f"{__package__}._fused_triton_{'interp' if interpret else 'cuda'}"
-        path = os.path.join(os.path.dirname(__file__), "_fused_triton.py")
-        old = os.environ.get("TRITON_INTERPRET")
-        knobs = getattr(sys.modules["triton"], "knobs", None)
-        old_knob = knobs.runtime.__dict__.get("interpret", None) if knobs else None
-        try:
-            os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
-            if knobs is not None:
-                knobs.runtime.interpret = interpret
-            spec = importlib.util.spec_from_file_location(name, path)
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[name] = mod
-            spec.loader.exec_module(mod)
-        finally:
-            if old is None:
-                os.environ.pop("TRITON_INTERPRET", None)
-            else:
-                os.environ["TRITON_INTERPRET"] = old
-            if knobs is not None:
-                if old_knob is None:
-                    knobs.runtime.__dict__.pop("interpret", None)
-                else:
-                    knobs.runtime.interpret = old_knob
-        _modules[interpret] = mod
-        return mod
+    return kernel_module(interpret, "_fused_triton")
 
 
 def use_triton(x: torch.Tensor, backend: str | None = None) -> bool:

@@ -38,8 +38,8 @@ _lock = threading.Lock()
 _modules: dict = {}
 
 
-def _kernels(interpret: bool, source: str = "_triton"):
-    """A kernel module (``_triton`` or ``_gemv``), compiled for CUDA or run by the Triton
+def kernel_module(interpret: bool, source: str = "_triton"):
+    """A kernel module (``_triton``, ``_gemv``, ``_gemm``, ``_fused_triton``), compiled for CUDA or run by the Triton
     interpreter. TRITON_INTERPRET is read when ``@triton.jit`` runs, so each flavour is its own
     module object."""
     with _lock:
@@ -379,7 +379,7 @@ def quantize_act_fp8(x: torch.Tensor, backend: str | None = None):
     backend = _backend(x, backend)
     if backend == "torch":
         return quantize_fp8_tokens(x)
-    mod = _kernels(interpret=not x.is_cuda)
+    mod = kernel_module(interpret=not x.is_cuda)
     x2 = x.reshape(-1, x.shape[-1]).contiguous()
     if not x.is_cuda and not torch.isfinite(x2).all():
         quantize_fp8_tokens(x2)                      # raises the clear error
@@ -507,7 +507,7 @@ def qlinear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = No
         return qlinear_torch(x, qw, bias, act_fp8=act_fp8)
 
     interpret = not x.is_cuda
-    mod = _kernels(interpret)
+    mod = kernel_module(interpret)
     if x2.stride(-1) != 1 or (x2.stride(0) % 8 and m > 1):
         x2 = x2.contiguous()
     if out is not None:
@@ -522,7 +522,7 @@ def qlinear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = No
     if act_fp8:
         cands = w8a8_candidates(m, interpret)
         kind = f"w8a8f-promote{W8A8_PROMOTE_K}"
-        gemm_mod = _kernels(interpret, "_gemm")
+        gemm_mod = kernel_module(interpret, "_gemm")
 
         def run(c):
             if c.fused:
@@ -537,7 +537,7 @@ def qlinear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = No
         if gemv_eligible(qw, x2):       # decode: the GEMV and the tensor-core tiles compete
             cands = gemv_candidates(qw.fmt, m, n, k, sms, interpret) + cands[:2 if m <= 2 else 4]
             kind = "dec"
-        gemv_mod = _kernels(interpret, "_gemv") if kind == "dec" else None
+        gemv_mod = kernel_module(interpret, "_gemv") if kind == "dec" else None
 
         def run(c):
             if isinstance(c, GemvConfig):

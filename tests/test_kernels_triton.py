@@ -127,7 +127,7 @@ def test_activation_quantizer_kernel_is_bit_exact():
     from fpx_arena.kernels import ops
     q2 = torch.empty_like(q)
     s2 = torch.empty_like(s)
-    ops._kernels(not x.is_cuda).act_quant_fp8_kernel[(x.shape[0],)](
+    ops.kernel_module(not x.is_cuda).act_quant_fp8_kernel[(x.shape[0],)](
         x, q2, s2, x.shape[1], x.stride(0), BK=64, USE_ASM=x.is_cuda)
     assert torch.equal(q2.cpu(), rq.cpu()) and torch.equal(s2.cpu(), rs.cpu())
 
