@@ -133,7 +133,7 @@ def test_fused_static_append_equals_the_model_forward(tiny, precision, interpret
     k_slot = torch.arange(64)
     mask = (k_slot < base)[None, :] | ((k_slot >= base) & (k_slot - base <= torch.arange(W)[:, None]))
     with torch.inference_mode():
-        ref = model._forward(tokens, slots, caches[0], slots, mask)[0]
+        ref = model.forward_tokens(tokens, slots, caches[0], slots, mask)[0]
         got = fastpath.forward_static(model, caches[1], tokens, slots, slots, mask).float()
     assert rel(got, ref) < 2e-2
     assert rel(caches[1].k[:, :, :, :base + W], caches[0].k[:, :, :, :base + W]) < 1e-2

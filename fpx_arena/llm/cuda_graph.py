@@ -20,7 +20,7 @@ def static_step(model: Transformer, cache: KVCache, token: torch.Tensor, slot: t
     [vocab]. Does not touch cache.length (the caller keeps it). Runs on any device."""
     slots = torch.arange(cache.capacity, device=slot.device)
     mask = (slots <= slot)[None, :]  # [1 query, capacity]
-    return model._forward(token, slot, cache, slot, mask)[0, -1]
+    return model.forward_tokens(token, slot, cache, slot, mask)[0, -1]
 
 
 def decode_logits(model: Transformer, cache: KVCache, token: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
@@ -97,7 +97,7 @@ def static_score(model: Transformer, cache: KVCache, tokens: torch.Tensor, posit
     slots = base + torch.arange(width, device=tokens.device)
     if fastpath.usable(model, cache):
         return fastpath.forward_static(model, cache, tokens, positions, slots, mask).float()
-    return model._forward(tokens, positions, cache, slots, mask)[0]
+    return model.forward_tokens(tokens, positions, cache, slots, mask)[0]
 
 
 class GraphScorer:
@@ -178,7 +178,7 @@ def static_append(model: Transformer, cache: KVCache, tokens: torch.Tensor, n_re
     mask = (k_slot < base)[None, :] | ((rel >= 0) & (rel < n_real))[None, :] & (rel[None, :] <= offs[:, None])
     if fastpath.usable(model, cache):
         return fastpath.forward_static(model, cache, tokens, positions, positions, mask, n_real - 1)[0]
-    return model._forward(tokens, positions, cache, positions, mask, n_real - 1)[0, 0]
+    return model.forward_tokens(tokens, positions, cache, positions, mask, n_real - 1)[0, 0]
 
 
 class GraphGenerator:

@@ -45,7 +45,7 @@ class Linear(nn.Module):
         self.bias = (nn.Parameter(torch.empty(out_features, device=device, dtype=dtype),
                                   requires_grad=False) if bias else None)
         self.qweight = None  # a quantized weight from fpx_arena.kernels, when fmt is not dense
-        self._dequantized = None  # CPU: the dequantized weight, kept (see _cpu_reference)
+        self.dense_copy = None  # CPU: the dequantized weight, kept (see _cpu_reference)
         self.fmt = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(
             dtype or torch.get_default_dtype(), "fp32")
 
@@ -69,7 +69,7 @@ class Linear(nn.Module):
         if bias is not None:
             self.bias = nn.Parameter(bias.to(device=device, dtype=compute_dtype), requires_grad=False)
         self.fmt = fmt
-        self._dequantized = None
+        self.dense_copy = None
 
     def set_quantized(self, qweight, bias: torch.Tensor | None, compute_dtype: torch.dtype, device) -> None:
         """Install an already quantized weight (from the quantized-weight cache)."""
@@ -81,7 +81,7 @@ class Linear(nn.Module):
         if bias is not None:
             self.bias = nn.Parameter(bias.to(device=device, dtype=compute_dtype), requires_grad=False)
         self.fmt = qweight.fmt
-        self._dequantized = None
+        self.dense_copy = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.qweight is not None:
@@ -95,9 +95,9 @@ class Linear(nn.Module):
         weight kept between calls instead of rebuilt at every call (5-50x faster on CPU, at
         the cost of 4 bytes per weight of memory): same numbers, same FP8 token rounding.
         Kept per quantized weight, so switching plans back and forth rebuilds nothing."""
-        dq = self._dequantized
+        dq = self.dense_copy
         if dq is None or dq.source is not self.qweight:
-            dq = self._dequantized = _dequantized_of(self.qweight)
+            dq = self.dense_copy = _dequantized_of(self.qweight)
         m = x.numel() // self.in_features
         return qlinear_torch(x, dq, self.bias, act_fp8=uses_fp8_activations(self.qweight, m, None))
 
@@ -203,7 +203,7 @@ class FusedLinear(Linear):
         self.weight = None if weight is None else nn.Parameter(weight, requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
         self.qweight = qweight
-        self._dequantized = None
+        self.dense_copy = None
         self.fmt = members[0].fmt
         self.members = members
         self.installed = self.member_state()
@@ -241,7 +241,7 @@ def fuse(members: list[Linear], fmt_of, read, compute_dtype, device, cached: dic
         if compute_dtype in DENSE_FORMATS.values():
             w = w.to(compute_dtype)
         for m, a, b in zip(members, bounds, bounds[1:]):
-            m.weight, m.qweight, m.fmt, m._dequantized = nn.Parameter(w[a:b], requires_grad=False), None, fmt, None
+            m.weight, m.qweight, m.fmt, m.dense_copy = nn.Parameter(w[a:b], requires_grad=False), None, fmt, None
         qw = None
     else:
         qw = None
@@ -254,7 +254,7 @@ def fuse(members: list[Linear], fmt_of, read, compute_dtype, device, cached: dic
             return None
         w = None
         for m, a, b in zip(members, bounds, bounds[1:]):
-            m.weight, m.qweight, m.fmt, m._dequantized = None, rows_of(qw, a, b), fmt, None
+            m.weight, m.qweight, m.fmt, m.dense_copy = None, rows_of(qw, a, b), fmt, None
     for m, a, b in zip(members, bounds, bounds[1:]):
         m.bias = None if bias is None else nn.Parameter(bias[a:b], requires_grad=False)
     return FusedLinear(members, w, qw, bias)

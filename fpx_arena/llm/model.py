@@ -391,8 +391,9 @@ class Transformer(nn.Module):
         return {n: m for n, m in self.named_modules() if isinstance(m, Linear)}
 
     # --- the forward pass -------------------------------------------------------------------
-    def _forward(self, tokens, positions, cache: KVCache | None, start: int, mask, out_rows=None):
-        """tokens [B, T]; positions [T] rope positions; the step's keys/values go to cache
+    def forward_tokens(self, tokens, positions, cache: KVCache | None, start: int, mask, out_rows=None):
+        """The one forward: training, prefill, decode and graphs call it. tokens [B, T];
+        positions [T] rope positions; the step's keys/values go to cache
         slots start..start+T-1. ``out_rows`` selects the positions whose logits are wanted."""
         freqs = positions.to(torch.float32)[:, None] * self.inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
@@ -411,7 +412,7 @@ class Transformer(nn.Module):
         T = input_ids.shape[1]
         if T > self.config.max_context:
             raise ValueError(f"sequence of {T} tokens exceeds the model's context of {self.config.max_context}")
-        return self._forward(input_ids, torch.arange(T, device=input_ids.device), None, 0, None)
+        return self.forward_tokens(input_ids, torch.arange(T, device=input_ids.device), None, 0, None)
 
     @torch.inference_mode()
     def logits(self, input_ids) -> torch.Tensor:
@@ -453,7 +454,7 @@ class Transformer(nn.Module):
         cache.reserve(start + T)
         positions = torch.arange(start, start + T, device=self.device)
         rows = None if all_logits else slice(T - 1, T)
-        out = self._forward(ids, positions, cache, start, None, rows)
+        out = self.forward_tokens(ids, positions, cache, start, None, rows)
         cache.length = start + T
         cache.last_logits = out[0, -1]
         return out if all_logits else out[:, -1]
@@ -469,7 +470,7 @@ class Transformer(nn.Module):
         if ids.shape[0] == 1 and fastpath.usable(self, cache):  # the fused kernels (CUDA)
             out = fastpath.decode_step(self, cache, ids[0], positions).float()
         else:
-            out = self._forward(ids, positions, cache, start, None)[:, -1]
+            out = self.forward_tokens(ids, positions, cache, start, None)[:, -1]
         cache.length = start + 1
         cache.last_logits = out[0]
         return out
@@ -532,7 +533,7 @@ class Transformer(nn.Module):
             mask = torch.ones(T, P + T, dtype=torch.bool, device=dev)
             visible = (group[None, :] == -1) | (group[None, :] == group[:, None])
             mask[:, P:] = visible & (positions[None, :] <= positions[:, None])
-            logits = self._forward(torch.tensor(tokens, device=dev)[None], positions, cache, P, mask, rows)[0]
+            logits = self.forward_tokens(torch.tensor(tokens, device=dev)[None], positions, cache, P, mask, rows)[0]
         if C:
             cache.length, cache.last_logits = P + C, logits[0]
             logits = logits[1:]

@@ -22,6 +22,7 @@ from torch import nn
 
 from .linear import DENSE_FORMATS, FusedLinear, Linear, fuse
 from .precision import Plan
+from .tensors import expected_tensors
 
 QKV = ("q_proj", "k_proj", "v_proj")
 GATE_UP = ("gate_proj", "up_proj")
@@ -126,7 +127,7 @@ def build(model, plan: Plan, read, device, cached: dict | None = None, pool: dic
                 w = read(weight_name).to(device=device, dtype=DENSE_FORMATS[fmt])
                 pool[key] = nn.Parameter(w.to(dtype) if dtype in DENSE_FORMATS.values() else w,
                                          requires_grad=False)
-            m.weight, m.qweight, m.fmt, m._dequantized = pool[key], None, fmt, None
+            m.weight, m.qweight, m.fmt, m.dense_copy = pool[key], None, fmt, None
             b = bias_of(n, m)
             m.bias = None if b is None else nn.Parameter(b.to(device=device, dtype=dtype), requires_grad=False)
         elif cached is not None and n in cached:
@@ -162,8 +163,6 @@ class RandomWeights:
     device, each drawn again when asked again (nothing kept). Norm weights are ones."""
 
     def __init__(self, config, seed: int = 0, std: float = 0.02, device="cpu", dtype=torch.bfloat16):
-        from .checkpoint import expected_tensors
-
         self.shapes = expected_tensors(config)
         self.seed, self.std, self.device, self.dtype = seed, std, torch.device(device), dtype
 

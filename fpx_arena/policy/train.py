@@ -136,7 +136,7 @@ def init_weights(model: Transformer, seed: int) -> None:
 def forward(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
     """The training forward: full causal attention, no cache, logits of every position."""
     positions = torch.arange(ids.shape[1], device=ids.device)
-    return model._forward(ids, positions, None, 0, None)
+    return model.forward_tokens(ids, positions, None, 0, None)
 
 
 def hf_config(c: ModelConfig, tk, dtype: str) -> dict:
