@@ -1,6 +1,7 @@
 """Tournament specs: a TOML file naming the agents, the games (arenas) with their clocks, and the
 format. `load_spec(path)` validates everything it can without playing and raises SpecError naming
-the file and line of the first problem. docs/tournaments.md describes every key.
+the file and line of the first problem. docs/tournaments.md describes every key. An example with
+a built-in game (an arena is any game of `fpx_arena.games.names()`, third-party ones included):
 
     name = "fighter-precisions"
     format = "round-robin"            # or "gauntlet" (with baselines = ["..."])
@@ -67,7 +68,7 @@ class AgentEntry:
 
     @property
     def family(self) -> str | None:
-        """The game a scripted bot belongs to (`fighter/reactive` -> fighter), else None."""
+        """The game a scripted bot belongs to (`<game>/<bot>` -> <game>), else None."""
         try:
             return AgentSpec.parse(self.spec).family
         except SpecError:  # reported where the spec is checked; no family meanwhile
@@ -387,7 +388,8 @@ def _agents(c: _Checker, data: dict, base: Path) -> list[AgentEntry]:
                 c.fail(path + (key,), f"unknown agent key {key!r}; known: {', '.join(sorted(_AGENT_KEYS))}")
         spec = c.typed(entry, "spec", str, path)
         if not spec or not spec.strip():
-            c.fail(path, "agent needs spec = \"...\" (e.g. \"fighter/reactive\" or \"llm:smollm2-135m@bf16\")")
+            c.fail(path, "agent needs spec = \"...\" (a spec of `fpx-arena agents`: \"<game>/<bot>\", "
+                           "\"llm:<model>@<precision>\", \"package.module:Class\")")
         try:
             AgentSpec.parse(spec)
         except SpecError as e:

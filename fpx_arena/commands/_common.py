@@ -11,7 +11,7 @@ from . import _validate as valid
 
 
 def parse_pairs(items, what: str, value=str) -> dict:
-    """['p0=fighter/reactive', ...] -> {'p0': 'fighter/reactive'}; a clear error otherwise."""
+    """['p0=<game>/<bot>', ...] -> {'p0': '<game>/<bot>'}; a clear error otherwise."""
     out = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
@@ -31,7 +31,8 @@ def parse_env_kwargs(items) -> dict:
 
 def add_match_arguments(p, default_clock="lockstep"):
     p.add_argument("--agent", "-a", action="append", metavar="ID=SPEC",
-                   help="agent for a player id, e.g. p0=fighter/reactive or t1=llm:arena-tiny@fp8 "
+                   help="agent for a player id: a spec of `fpx-arena agents` (a game's bot <game>/<bot>, "
+                        "llm:<model>@<precision>, package.module:Class), e.g. p1=llm:arena-tiny@fp8 "
                         "(players not named play `random`)")
     p.add_argument("--clock", default=default_clock, choices=["wall", "measured", "profile", "lockstep"],
                    help="lockstep: the world waits; profile: latencies from --latency/--latency-profile; "
@@ -50,7 +51,8 @@ def add_match_arguments(p, default_clock="lockstep"):
                         "paid from it while it lasts")
     p.add_argument("--seed", type=valid.seed, default=0)
     p.add_argument("--max-ticks", type=valid.integer(1, 100_000_000), default=None)
-    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="game setting (a keyword of the game's env), e.g. round_ticks=600 or rounds=3 (fighter), day_ticks=400 (market); see docs/games.md")
+    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="game setting: a keyword argument of the game's env (its parallel_env), with a number, "
+                        "bool or text value; the built-in games' settings are in docs/games.md")
     p.add_argument("--decision-timeout", type=valid.seconds, default=DEFAULT_DECISION_TIMEOUT_S, metavar="S",
                    help="seconds an agent may take over one decision under any clock before it loses it; "
                         f"{FORFEIT_AFTER} in a row forfeit the match (default {DEFAULT_DECISION_TIMEOUT_S:g})")

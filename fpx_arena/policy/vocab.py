@@ -5,8 +5,8 @@ unknown). The pre-tokenizer cuts only numeric expressions (a signed number with 
 or the games' compound quantities such as "+4.0x3", size at offset; ``NUMBER``) from the text
 around them, not words from each other, so BPE may merge across spaces: the prompts' fixed
 phrases ("Which action do you take? Answer with one word from: ...") become one token each and
-each frequent number one token. A decision's changing tail is then about 20 tokens (fighter)
-or 40 (market) instead of about 70 and 110 with word-level pieces; a decision's cost on a CPU
+each frequent number one token. A decision's changing tail is then about 20 and 40 tokens (in
+the two built-in games) instead of about 70 and 110 with word-level pieces; a decision's cost on a CPU
 is proportional to that count, and the embedding table stays small (2048 entries).
 
 The chat format is ChatML (<|im_start|>role ... <|im_end|>), the layout our engine's
