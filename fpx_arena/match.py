@@ -12,7 +12,7 @@ overrun ``deadline_ms`` while the bank lasts, the world waiting.
 
 Agents are contained (isolation.py): an exception, an invalid action or a decision that
 takes longer than ``decision_timeout_s`` (under every clock) loses that decision;
-``forfeit_after`` timeouts in a row, ``sys.exit`` or a dead agent process forfeit the match,
+``forfeit_after`` timeouts in a match, ``sys.exit`` or a dead agent process forfeit the match,
 which ends there, the other agent winning.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from .wallclock import play_wall
 
 LATE_POLICIES = ("noop", "repeat")
 DEFAULT_DECISION_TIMEOUT_S = 10.0
-FORFEIT_AFTER = 3  # decision timeouts in a row
+FORFEIT_AFTER = 3  # decision timeouts in one match
 RESET_TIMEOUT_S = 900.0  # reset() may load a model (an LLM agent's first): minutes, not a decision's seconds
 
 
@@ -378,13 +378,11 @@ class _Match:
         if out is None:
             return self.timed_out(s, tick, self.clock.charge(s.id, self.timeout_s * 1000.0))
         if out[0]:
-            s.streak = 0
             action, status = check_action(out[1], s, obs, info)
             error = None
         elif isinstance(out[1], AgentDied):
             return self.forfeit(s, str(out[1]))
         else:
-            s.streak = 0
             action, status, error = None, ERROR, f"{type(out[1]).__name__}: {out[1]}"
         latency = s.fixed_ms if s.fixed_ms is not None else self.clock.charge(s.id, elapsed_ms, latency_key(s.agent))
         if s.bank is not None and latency > self.deadline_ms and s.bank > 0:
@@ -407,13 +405,14 @@ class _Match:
 
     def timed_out(self, s: Slot, tick: int, latency_ms: float):
         """A decision given up after the timeout: lost, counted now, and the next one starts when
-        the time it was charged has passed; too many in a row forfeit the match."""
+        the time it was charged has passed; ``forfeit_after`` of them in one match forfeit it (counted
+        over the match, not in a row: a restarted child agent would otherwise hang every few calls
+        and never forfeit)."""
         s.stats.count(TIMEOUT)
         self.trace.decisions.append(Decision(s.i, s.start_tick, tick, None, TIMEOUT, None))
         s.pending, s.land = None, land_tick(tick, latency_ms, self.dt_ms)
-        s.streak += 1
-        if s.streak >= self.spec.forfeit_after:
-            self.forfeit(s, f"{s.streak} decisions in a row took longer than {self.timeout_s:g} s")
+        if s.stats.timeouts >= self.spec.forfeit_after:
+            self.forfeit(s, f"{s.stats.timeouts} decisions took longer than {self.timeout_s:g} s")
 
     def land(self, s: Slot, fresh: dict, order: list):
         """A decision takes effect: its action (if it has one) is this tick's."""

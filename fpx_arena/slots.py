@@ -10,7 +10,7 @@ from .trace import ABSTAINED, INVALID, OK, AgentStats
 class Slot:
     """One agent's seat in a match: what the hot loop needs, in attributes."""
     __slots__ = ("id", "i", "agent", "act", "n", "space", "noop", "repeat", "last", "fixed_ms", "land",
-                 "pending", "key", "stats", "guard", "context", "streak", "bank", "started", "start_tick",
+                 "pending", "key", "stats", "guard", "context", "bank", "started", "start_tick",
                  "observed", "answer")
 
     def __init__(self, a, i, agent, env, late):
@@ -26,7 +26,6 @@ class Slot:
         self.stats = AgentStats(spec=str(getattr(agent, "spec", type(agent).__name__)))
         self.guard = None
         self.context = accepts_context(agent)
-        self.streak = 0         # decision timeouts in a row
         self.bank = None
         self.started = 0.0      # wall: when the decision in flight was submitted
         self.start_tick = 0

@@ -55,7 +55,7 @@ def add_match_arguments(p, default_clock="lockstep"):
                         "bool or text value; the built-in games' settings are in docs/games.md")
     p.add_argument("--decision-timeout", type=valid.seconds, default=DEFAULT_DECISION_TIMEOUT_S, metavar="S",
                    help="seconds an agent may take over one decision under any clock before it loses it; "
-                        f"{FORFEIT_AFTER} in a row forfeit the match (default {DEFAULT_DECISION_TIMEOUT_S:g})")
+                        f"{FORFEIT_AFTER} in one match forfeit it (default {DEFAULT_DECISION_TIMEOUT_S:g})")
     p.add_argument("--isolate", action="store_true",
                    help="run package.module:Class and plug-in agents in child processes, so that a crash, "
                         "sys.exit or os._exit inside them costs the match, not this command")
