@@ -34,6 +34,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.append(os.path.dirname(_HERE))  # last: never shadow installed packages
 
+os.environ.setdefault("FPX_FUSED_DECODE", "1")  # the fused decode step is what this measures
+
 import torch  # noqa: E402
 
 from fpx_arena.llm.cuda_graph import GraphGenerator, decode_logits  # noqa: E402

@@ -113,21 +113,23 @@ def rope_kv_kernel(qkv_ptr, q_out_ptr, k_cache_ptr, v_cache_ptr, pos_ptr, slot_p
             x1, x2 = _head_norm(x1, x2, kn_ptr, eps, HALF, DT)
     o1 = _cast(x1 * c - x2 * s, DT)
     o2 = _cast(x2 * c + x1 * s, DT)
+    # each branch keeps its own names: Triton 3.6 refuses one name holding a pointer in one
+    # branch and an integer offset in the other
     if is_q:
-        dst = q_out_ptr + (t * H + h) * HD
-        tl.store(dst + i, o1)
-        tl.store(dst + HALF + i, o2)
+        q_dst = q_out_ptr + (t * H + h) * HD
+        tl.store(q_dst + i, o1)
+        tl.store(q_dst + HALF + i, o2)
     else:
         kh = h - H
         slot = tl.load(slot_ptr + t)
-        dst = kh * cache_head_stride + slot * HD
-        tl.store(k_cache_ptr + dst + i, o1)
-        tl.store(k_cache_ptr + dst + HALF + i, o2)
-        src = row + H * HD + HKV * HD + kh * HD
-        v1 = tl.load(src + i)
-        v2 = tl.load(src + HALF + i)
-        tl.store(v_cache_ptr + dst + i, v1)
-        tl.store(v_cache_ptr + dst + HALF + i, v2)
+        kv_off = kh * cache_head_stride + slot * HD
+        tl.store(k_cache_ptr + kv_off + i, o1)
+        tl.store(k_cache_ptr + kv_off + HALF + i, o2)
+        v_src = row + H * HD + HKV * HD + kh * HD
+        v1 = tl.load(v_src + i)
+        v2 = tl.load(v_src + HALF + i)
+        tl.store(v_cache_ptr + kv_off + i, v1)
+        tl.store(v_cache_ptr + kv_off + HALF + i, v2)
 
 
 @triton.jit
