@@ -22,7 +22,32 @@ class Decision(NamedTuple):
     timing: dict | None = None  # the agent's own last_timing, where it keeps one
 
 
-class ActionLog:
+class _LazyList:
+    """A list built on first access by the subclass's ``_list()``; until then nothing is paid."""
+
+    def _list(self) -> list:
+        raise NotImplementedError
+
+    def append(self, item) -> None:
+        self._list().append(item)
+
+    def __len__(self):
+        return len(self._list())
+
+    def __iter__(self):
+        return iter(self._list())
+
+    def __getitem__(self, index):
+        return self._list()[index]
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._list()!r})"
+
+
+class ActionLog(_LazyList):
     """Trace.actions as the lean lockstep loop keeps them: one column per agent, the rows
     (lists, None where an agent was gone) built on first access."""
 
@@ -38,26 +63,11 @@ class ActionLog:
             self._rows = [list(row) for row in zip(*self._columns)]
         return self._rows
 
-    def append(self, row) -> None:
-        self._list().append(row)
-
     def __len__(self):
         return len(self._columns[0]) if self._rows is None and self._columns else len(self._list())
 
-    def __iter__(self):
-        return iter(self._list())
 
-    def __getitem__(self, index):
-        return self._list()[index]
-
-    def __eq__(self, other):
-        return list(self) == list(other)
-
-    def __repr__(self):
-        return f"ActionLog({self._list()!r})"
-
-
-class DecisionLog:
+class DecisionLog(_LazyList):
     """The decisions of a match as a list of Decision records. The lean lockstep loop keeps them
     implicit (every live agent decides every tick, charged nothing) and writes down only those
     that failed; the records are built on first access (replays, viewers, tests)."""
@@ -80,24 +90,6 @@ class DecisionLog:
                               for t, row in enumerate(actions) for i, a in enumerate(row)
                               if a is not None and i not in skip)
         return self._rows
-
-    def append(self, decision) -> None:
-        self._list().append(decision)
-
-    def __len__(self):
-        return len(self._list())
-
-    def __iter__(self):
-        return iter(self._list())
-
-    def __getitem__(self, index):
-        return self._list()[index]
-
-    def __eq__(self, other):
-        return list(self) == list(other)
-
-    def __repr__(self):
-        return f"DecisionLog({self._list()!r})"
 
 
 @dataclass
