@@ -41,6 +41,20 @@ def _proj(fusedlin, members, x):
     return torch.cat([m(x) for m in members], dim=-1)
 
 
+def _attention_inputs(model, blk, cache, i, x, delta, positions, slots):
+    """Residual add + norm, the q/k/v projection, rope with the KV-cache write at ``slots``:
+    the rotated queries and layer i's cache views (both the decode step and appends start so)."""
+    c, attn = model.config, blk.attn
+    h = fused.add_rmsnorm(x, delta, blk.attn_norm.weight, c.norm_eps)
+    qkv = _proj(attn.fused_qkv, (attn.q_proj, attn.k_proj, attn.v_proj), h)
+    k_cache, v_cache = cache.k[i, 0], cache.v[i, 0]
+    qn = attn.q_norm.weight if attn.q_norm is not None else None
+    kn = attn.k_norm.weight if attn.k_norm is not None else None
+    q = fused.rope_kv_write(qkv, positions, slots, model.inv_freq, k_cache, v_cache, c.n_heads, c.n_kv_heads,
+                            qn, kn, c.norm_eps)
+    return q, k_cache, v_cache
+
+
 def decode_step(model, cache, token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Logits [1, vocab] (the compute dtype) of token [1] (a device tensor) written at cache
     slot ``pos`` [1] (also its rope position), attending over slots 0..pos. Does not touch
@@ -52,13 +66,7 @@ def decode_step(model, cache, token: torch.Tensor, pos: torch.Tensor) -> torch.T
     delta = None
     for i, blk in enumerate(model.layers):
         attn, mlp = blk.attn, blk.mlp
-        h = fused.add_rmsnorm(x, delta, blk.attn_norm.weight, eps)
-        qkv = _proj(attn.fused_qkv, (attn.q_proj, attn.k_proj, attn.v_proj), h)
-        k_cache, v_cache = cache.k[i, 0], cache.v[i, 0]
-        qn = attn.q_norm.weight if attn.q_norm is not None else None
-        kn = attn.k_norm.weight if attn.k_norm is not None else None
-        q = fused.rope_kv_write(qkv, pos, pos, model.inv_freq, k_cache, v_cache, c.n_heads, c.n_kv_heads,
-                                qn, kn, eps)
+        q, k_cache, v_cache = _attention_inputs(model, blk, cache, i, x, delta, pos, pos)
         a = fused.decode_attention(q.reshape(c.n_heads, c.head_dim), k_cache, v_cache, length)
         delta = attn.o_proj(a.reshape(1, -1))
         h = fused.add_rmsnorm(x, delta, blk.mlp_norm.weight, eps)
@@ -82,13 +90,7 @@ def forward_static(model, cache, tokens: torch.Tensor, positions: torch.Tensor, 
     delta = None
     for i, blk in enumerate(model.layers):
         attn, mlp = blk.attn, blk.mlp
-        h = fused.add_rmsnorm(x, delta, blk.attn_norm.weight, eps)
-        qkv = _proj(attn.fused_qkv, (attn.q_proj, attn.k_proj, attn.v_proj), h)
-        k_cache, v_cache = cache.k[i, 0], cache.v[i, 0]
-        qn = attn.q_norm.weight if attn.q_norm is not None else None
-        kn = attn.k_norm.weight if attn.k_norm is not None else None
-        q = fused.rope_kv_write(qkv, positions, slots, model.inv_freq, k_cache, v_cache, c.n_heads, c.n_kv_heads,
-                                qn, kn, eps)
+        q, k_cache, v_cache = _attention_inputs(model, blk, cache, i, x, delta, positions, slots)
         y = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k_cache[None], v_cache[None], attn_mask=mask,
                                            enable_gqa=c.n_heads != c.n_kv_heads)
         delta = attn.o_proj(y[0].transpose(0, 1).reshape(W, -1))
