@@ -26,6 +26,7 @@ sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # 
 
 from fpx_arena.kernels import ops, qlinear, quantize_weight  # noqa: E402
 from fpx_arena.kernels.formats import QuantizedWeight  # noqa: E402
+from sass_loop import loop_body  # noqa: E402
 
 SHAPES = {
     "8b": [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096),
@@ -130,7 +131,7 @@ def sass_summary(out_dir: str) -> list:
                     sass = subprocess.run(["cuobjdump", "-sass", path], capture_output=True,
                                           text=True, timeout=60).stdout
                     os.remove(path)
-                    body = _loop_body(sass)
+                    body = loop_body(sass)
                     mix = Counter(re.sub(r"^@!?U?P\w+\s+", "", x).split()[0].split(".")[0]
                                   for x in body)
                     rows.append({"kernel": kname, "key": str(key)[-400:],
@@ -143,20 +144,6 @@ def sass_summary(out_dir: str) -> list:
                 except Exception as e:   # the summary is diagnostics; never fail the run
                     rows.append({"kernel": kname, "error": repr(e)[:200]})
     return rows
-
-
-def _loop_body(sass: str) -> list:
-    import re
-    ins = [(int(m.group(1), 16), m.group(2)) for m in
-           re.finditer(r"/\*([0-9a-f]{4,5})\*/\s+([^;]*);", sass)]
-    best = []
-    for a, txt in ins:
-        if "BRA" in txt:
-            t = re.search(r"0x([0-9a-f]+)", txt)
-            if t and int(t.group(1), 16) < a:
-                body = [x for b, x in ins if int(t.group(1), 16) <= b <= a]
-                best = body if len(body) > len(best) else best
-    return best
 
 
 def bench_format(f, qs, w_ref, xs, res, errs, configs, m, n, k) -> None:

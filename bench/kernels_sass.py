@@ -25,6 +25,8 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
+from sass_loop import loop_body  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 
@@ -34,19 +36,6 @@ def load(source: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-def loop_body(sass: str) -> list:
-    """The longest backward-branch body (the main loop)."""
-    ins = [(int(m.group(1), 16), m.group(2)) for m in re.finditer(r"/\*([0-9a-f]{4,5})\*/\s+([^;]*);", sass)]
-    best = []
-    for a, txt in ins:
-        if "BRA" in txt:
-            t = re.search(r"0x([0-9a-f]+)", txt)
-            if t and int(t.group(1), 16) < a:
-                body = [x for b, x in ins if int(t.group(1), 16) <= b <= a]
-                best = body if len(body) > len(best) else best
-    return best
 
 
 def compile_report(fn, sig: dict, consts: dict, num_warps: int, num_stages: int, name: str,
