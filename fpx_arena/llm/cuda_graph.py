@@ -31,6 +31,21 @@ def decode_logits(model: Transformer, cache: KVCache, token: torch.Tensor, slot:
     return static_step(model, cache, token.reshape(1, 1), slot)
 
 
+def capture(fn, device, warmup: int):
+    """(graph, fn's output) of ``fn`` captured in a CUDA graph, after ``warmup`` calls on a side
+    stream (kernel tuning, compilation and allocator warm-up stay out of the capture)."""
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream), torch.inference_mode():
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.inference_mode():
+        out = fn()
+    return graph, out
+
+
 class GraphDecoder:
     """decoder(token) == model.decode(token, cache)[0] for batch-1 caches, one graph launch."""
 
@@ -50,16 +65,8 @@ class GraphDecoder:
         # warm-up and capture write one key/value at the first free slot, which the first real
         # step overwrites (slot 0 here would clobber the prompt's first position)
         self.slot.fill_(cache.length)
-        stream = torch.cuda.Stream(dev)
-        stream.wait_stream(torch.cuda.current_stream(dev))
         saved = cache.length
-        with torch.cuda.stream(stream), torch.inference_mode():
-            for _ in range(warmup):  # allocator and library warm-up outside the capture
-                self._step()
-        torch.cuda.current_stream(dev).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.inference_mode():
-            self.logits = self._step()
+        self.graph, self.logits = capture(self._step, dev, warmup)
         cache.length = saved
 
     def _step(self) -> torch.Tensor:
@@ -124,17 +131,9 @@ class GraphScorer:
                "group": torch.full((width,), -2, dtype=torch.long, device=dev),
                "base": torch.full((1,), self.cache.length, dtype=torch.long, device=dev)}
         run = lambda: static_score(self.model, self.cache, **buf)  # noqa: E731
-        # warm-up (kernel tuning, allocator) on a side stream, then capture; both write keys
-        # only past the cache's length, which a real call overwrites before using
-        stream = torch.cuda.Stream(dev)
-        stream.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(stream), torch.inference_mode():
-            for _ in range(self.warmup):
-                run()
-        torch.cuda.current_stream(dev).wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.inference_mode():
-            out = run()
+        # warm-up and capture write keys only past the cache's length, which a real call
+        # overwrites before using
+        graph, out = capture(run, dev, self.warmup)
         return graph, buf, out
 
     def __call__(self, tokens: list[int], positions: torch.Tensor, group: torch.Tensor):
@@ -231,15 +230,7 @@ class GraphGenerator:
         if key not in self.graphs:
             dev = self.model.device
             saved = [t.clone() for t in (self.tok, self.pos, self.idx, self.out)]
-            stream = torch.cuda.Stream(dev)
-            stream.wait_stream(torch.cuda.current_stream(dev))
-            with torch.cuda.stream(stream), torch.inference_mode():
-                for _ in range(self.warmup):
-                    fn()
-            torch.cuda.current_stream(dev).wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph), torch.inference_mode():
-                fn()
+            graph, _ = capture(fn, dev, self.warmup)
             for t, v in zip((self.tok, self.pos, self.idx, self.out), saved):
                 t.copy_(v)
             self.graphs[key] = graph
