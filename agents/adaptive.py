@@ -13,7 +13,7 @@ Specs:
 
 Options: ``controller`` (``deadline``, the default, or ``bandit``, ``fixed``; see
 controllers.py), that controller's settings (``k``, ``margin_ms``, ``patience_ms``,
-``bank_share``; ``explore``, ``cost``, ``spread``, ``alpha``; ``index``), ``memory_gb``, and
+``patience_ticks``, ``bank_share``; ``explore``, ``cost``, ``spread``, ``alpha``; ``index``), ``memory_gb``, and
 the LLM agent's own options (``mode``, ``max_tokens``, ``threads``, ``graphs``, ...), which
 every candidate gets. From Python, ``latency_prior={key: ms}`` starts candidates from a known
 latency (a calibration, a profile's median) instead of trying each once to learn it.
@@ -22,7 +22,9 @@ Each decision: the controller picks a candidate from the scheduler's ``DecisionC
 the latencies it has learned; that candidate's LLM agent decides. The next decision's context
 carries what the clock charged for this one (``recent_latencies_ms``), which is learned per
 candidate and prompt length. The chosen candidate is reported in ``last_timing`` (``plan``,
-``candidate``, ``controller_ms``, ``predicted_ms``: the trace and replay keep it), in ``plan``
+``candidate``, ``controller_ms`` (the controller's own time; the state text it measures is
+the candidate's prompt too, timed as ``prompt_text_ms``), ``predicted_ms``: the trace and
+replay keep it), in ``plan``
 (viewers) and by ``latency_key()``: the profile clock draws the latency of the candidate that
 decided (``latency.CandidateProfiles``).
 
@@ -210,6 +212,7 @@ class AdaptiveAgent:
         self._new_controller()
         self.counts = [0] * len(self.agents)
         self._last = self._pending = None
+        self._text_ms = 0.0
         self._warm: set = set()
         self.plan = None
 
@@ -221,14 +224,16 @@ class AdaptiveAgent:
         builder = self.agents[0].builder
         if builder is None:
             return 0
-        return len(builder.game.describe(observation, builder.agent))
+        return len(builder.describe(observation))
 
     def choice(self, observation, info, context: DecisionContext | None) -> Choice:
         """What the controller is told about this decision."""
         urgency = context.urgency if context is not None else None
         if urgency is None and isinstance(info, dict) and isinstance(info.get("urgency"), (int, float)):
             urgency = float(info["urgency"])
+        t = time.perf_counter()
         bucket = prompt_bucket(self._prompt_chars(observation))
+        self._text_ms = (time.perf_counter() - t) * 1e3
         if context is None:  # a plain act(): no clock to answer to, so any candidate is in time
             return Choice(dt_ms=1.0, time_left_ms=1e12, urgency=urgency, bucket=bucket)
         return Choice(dt_ms=context.dt_ms, time_left_ms=context.time_left_ms,
@@ -268,8 +273,11 @@ class AdaptiveAgent:
         key = self.infos[i].key
         self.plan = key
         timing = dict(agent.last_timing)
-        timing.update(plan=key, candidate=key, controller_ms=(t1 - t0) * 1e3, predicted_ms=predicted,
-                      total_ms=timing.get("total_ms", 0.0) + (t1 - t0) * 1e3)
+        # the state text is the candidate's prompt too (PromptBuilder.describe remembers it): its
+        # time is the decision's, not the controller's
+        text_ms = self._text_ms
+        timing.update(plan=key, candidate=key, controller_ms=(t1 - t0) * 1e3 - text_ms, prompt_text_ms=text_ms,
+                      predicted_ms=predicted, total_ms=timing.get("total_ms", 0.0) + (t1 - t0) * 1e3)
         self.last_timing = timing
         return action
 

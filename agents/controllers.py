@@ -164,11 +164,15 @@ class Controller:
     def predicted_ms(self, cand: int, c: Choice) -> float | None:
         return None
 
-    def allowed_ticks(self, c: Choice, patience_ms: float = 0.0, bank_share: float = 0.0) -> int:
-        """The latest landing (in ticks after the observation) that still counts as in time."""
+    def allowed_ticks(self, c: Choice, patience_ms: float = 0.0, bank_share: float = 0.0,
+                      patience_ticks: float = 0.0) -> int:
+        """The latest landing (in ticks after the observation) that still counts as in time: the
+        tick the decision may still make, plus a share of the overage bank, plus, where the game
+        reports urgency u, (1 - u) x the patience (``patience_ms`` + ``patience_ticks`` ticks)."""
         budget = c.time_left_ms + bank_share * max(0.0, c.overage_left_ms)
         if c.urgency is not None:
-            budget += (1.0 - max(0.0, min(1.0, c.urgency))) * patience_ms
+            patience = patience_ms + patience_ticks * c.dt_ms
+            budget += (1.0 - max(0.0, min(1.0, c.urgency))) * patience
         return max(1, math.ceil(budget / c.dt_ms - 1e-9))
 
 
@@ -189,7 +193,8 @@ class DeadlineController(Controller):
     charged it (for this prompt-length bucket), plus ``margin_ms``; turn it into the tick it
     lands on, ceil(predicted / dt). The decision may land up to the deadline of the next tick,
     extended by ``bank_share`` of the overage bank left and, where the game reports urgency
-    u, by (1 - u) x ``patience_ms``. Take the most accurate candidate landing in time; if
+    u, by (1 - u) x (``patience_ms`` + ``patience_ticks`` ticks): a calm moment buys a slower,
+    more accurate candidate. Take the most accurate candidate landing in time; if
     none does, the most accurate of those landing on the earliest tick. When recent
     decisions landed later than predicted, ``k`` grows by the share of them that did, so a
     noisy candidate loses its place before it costs more ticks. A candidate never charged
@@ -197,12 +202,13 @@ class DeadlineController(Controller):
     name = "deadline"
 
     def __init__(self, candidates, latency, k: float = 1.0, margin_ms: float = 0.0, patience_ms: float = 0.0,
-                 bank_share: float = 0.1):
+                 bank_share: float = 0.1, patience_ticks: float = 0.0):
         super().__init__(candidates, latency)
         self.k = _number("k", k, high=10)
         self.margin_ms = _number("margin_ms", margin_ms, high=1e6)
         self.patience_ms = _number("patience_ms", patience_ms, high=1e6)
         self.bank_share = _number("bank_share", bank_share, high=1)
+        self.patience_ticks = _number("patience_ticks", patience_ticks, high=1e4)
         self._misses: list[bool] = []  # recent decisions: charged later than predicted?
 
     def predicted_ms(self, cand: int, c: Choice) -> float:
@@ -214,7 +220,7 @@ class DeadlineController(Controller):
         return mean + self.k * (1.0 + late_share) * std + self.margin_ms
 
     def choose(self, c: Choice) -> int:
-        allowed = self.allowed_ticks(c, self.patience_ms, self.bank_share)
+        allowed = self.allowed_ticks(c, self.patience_ms, self.bank_share, self.patience_ticks)
         best, best_key = None, None
         for i in self.by_rank:
             ticks = max(1, math.ceil(self.predicted_ms(i, c) / c.dt_ms - 1e-9))
@@ -237,21 +243,23 @@ class BanditController(Controller):
     where it gives none). The utility of a decision is quality(c) - cost x late x w(u): quality
     falls linearly with the accuracy rank from 1 (most accurate) to 1 - ``spread`` (least);
     ``late`` is how many ticks after the allowed one (see Controller.allowed_ticks, with
-    ``patience_ms``) the clock made it land; w(u) = 0.5 + u weighs lateness up with urgency
-    (1 where there is no signal). The arm is mean utility + ``explore`` x sqrt(ln N / n);
+    ``patience_ms`` and ``patience_ticks``) the clock made it land; w(u) = 0.5 + u weighs
+    lateness up with urgency (1 where there is no signal). The arm is mean utility +
+    ``explore`` x sqrt(ln N / n);
     untried arms first, most accurate first; ties to the more accurate. Utilities are
     averaged with weight ``alpha`` on the newest (0: plain mean), so it follows a latency that
     drifts."""
     name = "bandit"
 
     def __init__(self, candidates, latency, explore: float = 0.3, cost: float = 0.5, spread: float = 0.5,
-                 patience_ms: float = 0.0, alpha: float = 0.05):
+                 patience_ms: float = 0.0, alpha: float = 0.05, patience_ticks: float = 0.0):
         super().__init__(candidates, latency)
         self.explore = _number("explore", explore, high=100)
         self.cost = _number("cost", cost, high=1e3)
         self.spread = _number("spread", spread, high=1)
         self.patience_ms = _number("patience_ms", patience_ms, high=1e6)
         self.alpha = _number("alpha", alpha, high=1)
+        self.patience_ticks = _number("patience_ticks", patience_ticks, high=1e4)
         n = len(candidates)
         self.quality = [1.0 - self.spread * (cd.rank / (n - 1) if n > 1 else 0.0) for cd in candidates]
         self._arms: dict[int, list] = {}  # urgency bucket -> [[count, mean utility] per candidate]
@@ -277,7 +285,7 @@ class BanditController(Controller):
 
     def utility(self, cand: int, c: Choice, charged_ms: float) -> float:
         ticks = max(1, math.ceil(charged_ms / c.dt_ms - 1e-9))
-        late = max(0, ticks - self.allowed_ticks(c, self.patience_ms))
+        late = max(0, ticks - self.allowed_ticks(c, self.patience_ms, patience_ticks=self.patience_ticks))
         weight = 1.0 if c.urgency is None else 0.5 + max(0.0, min(1.0, c.urgency))
         return self.quality[cand] - self.cost * late * weight
 

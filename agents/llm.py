@@ -59,6 +59,11 @@ class Prompt:
         return self.prefix_ids + self.tail_ids
 
 
+# The last observation described, by any builder: an adaptive agent's controller measures the
+# state text before its candidate builds the prompt from the same text.
+_LAST_DESCRIBED: list = [None, None]
+
+
 class PromptBuilder:
     """The prompts of one game for one model's tokenizer and chat template. The prefix text,
     its tokens and each action's reply tokens are computed once."""
@@ -78,12 +83,23 @@ class PromptBuilder:
         end = tokenizer.end_of_turn_id
         self.reply_ids = [tokenizer.encode(name) + ([end] if end is not None else []) for name in self.action_names]
 
+    def describe(self, observation) -> str:
+        """The game's ``describe()`` of the observation for this agent (remembered for the last one)."""
+        vec = observation.get("observation") if isinstance(observation, dict) else observation
+        key = (self.game.name, self.agent, vec.tobytes()) if isinstance(vec, np.ndarray) else None
+        if key is not None and _LAST_DESCRIBED[0] == key:
+            return _LAST_DESCRIBED[1]
+        text = self.game.describe(observation, self.agent)
+        if key is not None:
+            _LAST_DESCRIBED[:] = [key, text]
+        return text
+
     def build(self, observation, info: dict | None = None) -> Prompt:
         mask = action_mask(observation, info)
         legal = [int(i) for i in np.flatnonzero(mask)] if mask is not None else list(range(len(self.action_names)))
         if not legal:
             legal = [0]
-        state = self.game.describe(observation, self.agent)
+        state = self.describe(observation)
         user = USER_TEMPLATE.format(state=state, legal=", ".join(self.action_names[i] for i in legal))
         tail = user + self.suffix_text
         return Prompt(self.prefix_text, tail, self.prefix_ids, self.tokenizer.encode(tail), self.action_names,

@@ -18,7 +18,11 @@ Two designs, at 30, 60 and 120 Hz:
   candidate head to head, from both seats per seed. Score: its reward minus the candidate's,
   averaged over the two seats per seed, with a 95% t interval over seeds.
 
-    python bench/adaptive.py [--mode yardstick|h2h] [--seeds 8] [--rates 30,60,120] [--games fighter,market]
+- `--mode overhead`: the controller's own time against the decision's, under the `measured`
+  clock on this machine's device (a GPU where there is one): the adaptive agent over the six
+  candidates plays fighter/reactive in short rounds; per decision controller_ms / total_ms.
+
+    python bench/adaptive.py [--mode yardstick|h2h|overhead] [--seeds 8] [--rates 30,60,120] [--games fighter,market]
 """
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ def find_profiles(explicit: str | None, out_dir: Path) -> tuple[dict, str]:
     for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             for key, p in load_profiles(f).items():
-                table.setdefault(key, p)
+                table.setdefault(key.removeprefix("llm:"), p)  # bench/decisions.py names agents llm:<shape>@<p>
         except Exception:  # a file of another kind in that folder
             continue
     needed = {f"{s}@{p}" for s in BRAINS.values() for p in PRECISIONS}
@@ -149,9 +153,46 @@ def head_to_head(args, cands, prof, fixed, adaptive, rates) -> list:
     return rows
 
 
+def controller_overhead(args, cands, rates) -> dict:
+    """Controller time per decision under the measured clock, on CUDA where available."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    agent = agents.make("adaptive:" + ",".join(cands) + f"?device={device}")
+    env_kwargs = {"round_ticks": 150}
+    per_rate = {}
+    for hz in rates:
+        shares, ctl_ms, total_ms, text_ms = [], [], [], []
+        for i in range(args.seeds):
+            env = games.make("fighter", **env_kwargs)
+            first, second = env.possible_agents
+            r = run_match(env, {first: agent, second: agents.make("fighter/reactive")}, tick_hz=hz,
+                          clock="measured", seed=7000 + i, game="fighter", env_kwargs=env_kwargs)
+            for d in r.trace.decisions:
+                if r.trace.agents[d[0]] == first and d[5] and d[5].get("total_ms"):
+                    shares.append(d[5]["controller_ms"] / d[5]["total_ms"])
+                    ctl_ms.append(d[5]["controller_ms"])
+                    total_ms.append(d[5]["total_ms"])
+                    text_ms.append(d[5].get("prompt_text_ms", 0.0))
+        q = lambda v, p: float(np.percentile(v, p)) if v else None  # noqa: E731
+        per_rate[str(hz)] = {"decisions": len(shares), "share_p50": q(shares, 50), "share_p90": q(shares, 90),
+                             "controller_ms_p50": q(ctl_ms, 50), "controller_ms_p99": q(ctl_ms, 99),
+                             "decision_ms_p50": q(total_ms, 50), "prompt_text_ms_p50": q(text_ms, 50)}
+        print(f"{hz:g} Hz: {len(shares)} decisions, controller/decision p50 {q(shares, 50):.2%} "
+              f"p90 {q(shares, 90):.2%}; controller p50 {q(ctl_ms, 50):.3f} ms, decision p50 {q(total_ms, 50):.2f} ms",
+              flush=True)
+    name = torch.cuda.get_device_name(0) if device == "cuda" else cpu_name()
+    return {"what": "controller_ms / total_ms of the adaptive agent's decisions, measured clock (controller_ms: "
+                    "choosing the candidate; the state text it measures is the candidate's prompt too, "
+                    "prompt_text_ms, counted in the decision)",
+            "device": name, "candidates": cands, "env": env_kwargs, "opponent": "fighter/reactive",
+            "rates": per_rate, "seeds": args.seeds,
+            "command": "python bench/adaptive.py " + " ".join(sys.argv[1:])}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("yardstick", "h2h"), default="yardstick")
+    p.add_argument("--mode", choices=("yardstick", "h2h", "overhead"), default="yardstick")
     p.add_argument("--controllers", default=None, help="comma-separated (default: deadline,bandit; h2h: deadline)")
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--prior", action="store_true",
@@ -162,6 +203,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     out_dir = ROOT / "bench" / "results"
+    if args.mode == "overhead":
+        cands = [f"{b}@{q}" for b in BRAINS for q in PRECISIONS]
+        out = controller_overhead(args, cands, [float(r) for r in args.rates.split(",")])
+        path = Path(args.out) if args.out else out_dir / "adaptive-overhead.json"
+        path.write_text(json.dumps(out, indent=1))
+        print(f"wrote {path}")
+        return 0
     table, source = find_profiles(args.profiles, out_dir)
     cands = [f"{b}@{q}" for b in BRAINS for q in PRECISIONS]
     prof = {c: table[f"{BRAINS[c.split('@')[0]]}@{c.split('@')[1]}"] for c in cands}

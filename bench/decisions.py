@@ -7,7 +7,8 @@ For each shape (random weights of the shape, built on the GPU: no download) and 
   floor_ms = weight_bytes / the card's measured copy rate (read + write of a large buffer);
 - decode_ms: one token from a replayed CUDA graph of the fused decode step, at a ~330-token
   cache (median over 32 steps, 5 repeats); kernels_per_decode_step: CUDA kernels one eager
-  call of that step launches (torch.profiler), and per layer;
+  call of that step launches (torch.profiler), and per layer; step_kernel_us: their device
+  time summed by kernel name (eager launches, so each kernel's own time, not the gaps);
 - append_ms: 16, 64 and 256 prompt tokens appended onto a 320-token cache (graph replay);
 - decision_ms: append 64 tokens onto the 320-token cache, then generate 16 greedily, next
   token picked on the device, one read-back (what a free-mode agent decision costs);
@@ -33,8 +34,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # bench/ first on the path would make bench/kernels.py the `kernels` that transformers probes for
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.append(os.path.dirname(_HERE))  # last: never shadow installed packages
-
-os.environ.setdefault("FPX_FUSED_DECODE", "1")  # the fused decode step is what this measures
 
 import torch  # noqa: E402
 
@@ -88,18 +87,25 @@ def copy_bandwidth() -> float:
     return 2 * n * 2 / (ms / 1e3)
 
 
-def count_kernels(fn) -> int:
+def count_kernels(fn) -> tuple[int, dict]:
+    """CUDA kernels one call of fn launches, and their summed device time (us) by kernel name
+    (the names shortened to 60 characters), largest first."""
     from torch.profiler import ProfilerActivity, profile
 
     if DEVICE != "cuda":
-        return 0  # kernels are a GPU notion (tests/test_llm_fastpath.py counts operations on a CPU)
+        return 0, {}  # kernels are a GPU notion (tests/test_llm_fastpath.py counts operations on a CPU)
     fn()
     sync()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         fn()
         sync()
-    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
-               and not e.name.startswith(("Memcpy", "Memset")))
+    events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
+              and not e.name.startswith(("Memcpy", "Memset"))]
+    by_name: dict = {}
+    for e in events:
+        key = e.name[:60]
+        by_name[key] = by_name.get(key, 0.0) + e.device_time
+    return len(events), dict(sorted(((k, round(v, 1)) for k, v in by_name.items()), key=lambda kv: -kv[1]))
 
 
 def rel(a, b) -> float:
@@ -139,7 +145,8 @@ def measure_plan(model, precision: str, args, rng) -> tuple[dict, list[float]]:
     row["fused_vs_eager_rel"] = rel(got, ref)
     row["fused_same_argmax"] = bool(int(got.argmax()) == int(ref.argmax()))
     with torch.inference_mode():
-        row["kernels_per_decode_step"] = count_kernels(lambda: decode_logits(model, cache, tok, slot))
+        row["kernels_per_decode_step"], row["step_kernel_us"] = count_kernels(
+            lambda: decode_logits(model, cache, tok, slot))
     row["kernels_per_layer"] = round(row["kernels_per_decode_step"] / cfg.n_layers, 2)
 
     gen = GraphGenerator(model, cache, max_new=64, max_width=256)
@@ -282,6 +289,8 @@ def main():
                   f"({row['kernels_per_layer']}/layer)  append16/64/256 "
                   f"{'/'.join(f'{v:.1f}' for v in row['append_ms'].values())}  decision {row['decision_ms']:6.1f}  "
                   f"fused-vs-eager {row['fused_vs_eager_rel']:.1e} same-argmax {row['fused_same_argmax']}",
+                  flush=True)
+            print("    step kernels, us: " + ", ".join(f"{k} {v}" for k, v in list(row["step_kernel_us"].items())[:6]),
                   flush=True)
             with open(out, "w") as f:
                 json.dump(result, f, indent=1)

@@ -35,6 +35,13 @@ sys.path += [os.path.dirname(_HERE), _HERE]  # last: never shadow installed pack
 
 import torch  # noqa: E402
 
+DEVICE = "cuda"
+
+
+def sync():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
 
 def export_tokenizer(out: str) -> None:
     from fpx_arena.llm import open_checkpoint
@@ -65,15 +72,15 @@ def time_agent(model, folder, observations, graphs: bool, **options):
 
     agents = {}
     for mod, who, obs, info in observations:
-        if (mod.__name__, who) not in agents:
-            a = LLMAgent(folder, "bf16", device="cuda", graphs=graphs, **options)
+        if (mod.name, who) not in agents:
+            a = LLMAgent(folder, "bf16", device=DEVICE, graphs=graphs, **options)
             a.model, a.cache, a.game = model, model.new_cache(1024), mod
             a.reset(who)
-            agents[(mod.__name__, who)] = a
+            agents[(mod.name, who)] = a
     for timed in (False, True):
         ms, actions = [], []
         for mod, who, obs, info in observations:
-            a = agents[(mod.__name__, who)]
+            a = agents[(mod.name, who)]
             actions.append(a.act(obs, info))
             ms.append(a.last_timing["total_ms"])
     return ms, actions
@@ -83,21 +90,21 @@ def time_transformers(folder, observations, builders):
     """The same choices with transformers: one padded batch of [prompt + reply] per decision."""
     import transformers
 
-    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, attn_implementation="sdpa").to(DEVICE).eval()
     ms, actions = [], []
     for i, (mod, who, obs, info) in enumerate(observations):
-        prompt = builders[(mod.__name__, who)].build(obs, info)
+        prompt = builders[(mod.name, who)].build(obs, info)
         seqs = [prompt.ids + c for c in prompt.candidates]
         width = max(map(len, seqs))
-        ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device="cuda")
-        attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device="cuda")
-        torch.cuda.synchronize()
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device=DEVICE)
+        attn = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=DEVICE)
+        sync()
         t0 = time.perf_counter()
         with torch.inference_mode():
             logp = torch.log_softmax(hf(input_ids=ids, attention_mask=attn).logits.float(), -1)
             n = len(prompt.ids)
             scores = [float(sum(logp[j, n - 1 + t, tok] for t, tok in enumerate(c))) for j, c in enumerate(prompt.candidates)]
-        torch.cuda.synchronize()
+        sync()
         if i >= 3:
             ms.append((time.perf_counter() - t0) * 1e3)
         actions.append(prompt.legal[max(range(len(scores)), key=scores.__getitem__)])
@@ -117,12 +124,15 @@ def main() -> int:
     ap.add_argument("--precisions", default="bf16,fp8,nvfp4,fpx:0.3")
     ap.add_argument("--per-game", type=int, default=60)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--device", default="cuda", help="cuda; cpu only to check this script")
     args = ap.parse_args()
     if args.export_tokenizer:
         export_tokenizer(args.export_tokenizer)
         return 0
-    if not torch.cuda.is_available():
-        sys.exit("needs CUDA")
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        sys.exit("needs CUDA (--device cpu only checks the script, on a few states)")
     from fpx_arena.agents.llm import PromptBuilder
     from fpx_arena.llm import load_model, open_checkpoint
     from fpx_arena.precision_apps.quality import observation_set
@@ -134,12 +144,12 @@ def main() -> int:
         folder = os.path.join(work, "smollm2-shape")
         build_model_folder(args.tokenizer, folder)
     observations = observation_set(101, args.per_game)
-    card = torch.cuda.get_device_name(0)
+    card = torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu"
     rows = []
     base_actions = None
     free = {}
     for p in args.precisions.split(","):
-        model = load_model(folder, p, "cuda")
+        model = load_model(folder, p, DEVICE)
         # eager (no graphs) on the first 40 states only: it is the slow reference
         eager_ms, eager_actions = time_agent(model, folder, observations[:40], graphs=False)
         graph_ms, graph_actions = time_agent(model, folder, observations, graphs=True)
@@ -159,17 +169,18 @@ def main() -> int:
               f"x{row['speedup_p50']:.1f}  same action {row['graph_vs_eager_same_action']:.0%}  "
               f"free 8 tokens p50 {free[p]['p50_ms']:.2f} ms", flush=True)
         del model
-        torch.cuda.empty_cache()
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
 
     tokenizer = open_checkpoint(folder).tokenizer()
     builders = {}
     for mod, who, *_ in observations:
-        builders.setdefault((mod.__name__, who), PromptBuilder(mod, tokenizer, who))
+        builders.setdefault((mod.name, who), PromptBuilder(mod, tokenizer, who))
     hf_ms, hf_actions = time_transformers(folder, observations, builders)
     hf = {"summary": summary(hf_ms), "same_action_as_ours_bf16": sum(a == b for a, b in zip(hf_actions, base_actions)) / len(observations)}
     for r in rows:
         r["vs_transformers_p50"] = hf["summary"]["p50_ms"] / r["graph"]["p50_ms"]
-    prompt_tokens = [len(builders[(m.__name__, w)].build(o, i).ids) for m, w, o, i in observations]
+    prompt_tokens = [len(builders[(m.name, w)].build(o, i).ids) for m, w, o, i in observations]
     out = {"card": card, "torch": torch.__version__, "command": "python " + " ".join(sys.argv),
            "model": folder if args.checkpoint else "SmolLM2-135M shape, random weights, SmolLM2's tokenizer and chat template",
            "observations": len(observations), "prompt_tokens_median": statistics.median(prompt_tokens),

@@ -14,10 +14,18 @@ class ArenaEnv(ParallelEnv):
         obs = self._observations()
         terms = {a: done for a in self.agents}
         truncs = {a: False for a in self.agents}
-        infos = {a: {} for a in self.agents}
+        infos = self._infos(obs)
         if done:
             self.agents = []
         return obs, rewards, terms, truncs, infos
+
+    def _infos(self, obs: dict) -> dict:
+        """Per-agent infos of a step or a reset: the game's urgency in [0, 1] (``info["urgency"]``,
+        what an adaptive agent's controller reads) where the game's ``urgency(observation)`` exists."""
+        fn = getattr(self, "urgency", None)
+        if fn is None:
+            return {a: {} for a in self.agents}
+        return {a: {"urgency": fn(obs[a])} for a in self.agents if a in obs}
 
     def render(self):
         if self.render_mode == "ansi":

@@ -55,6 +55,10 @@ def test_deadline_rule_takes_the_most_accurate_candidate_that_lands_in_time():
     calm = DeadlineController(infos(*CANDS), lat, k=0.0, patience_ms=20.0, bank_share=0.0)
     assert calm.choose(Choice(dt_ms=10.0, time_left_ms=10.0, urgency=0.0)) == 0
     assert calm.choose(Choice(dt_ms=10.0, time_left_ms=10.0, urgency=1.0)) == 2
+    in_ticks = DeadlineController(infos(*CANDS), lat, k=0.0, patience_ticks=2.0, bank_share=0.0)
+    assert in_ticks.choose(Choice(dt_ms=10.0, time_left_ms=10.0, urgency=0.0)) == 0
+    assert in_ticks.choose(Choice(dt_ms=10.0, time_left_ms=10.0, urgency=0.5)) == 1  # one tick more: 15 ms
+    assert in_ticks.choose(Choice(dt_ms=10.0, time_left_ms=10.0)) == 2  # no signal: no patience
     # none lands in time: the most accurate of those that land first (8 ms and 9 ms: same tick)
     lat.observe(1, 0, 5.0), lat.observe(1, 0, 5.0), lat.observe(1, 0, 5.0), lat.observe(1, 0, 5.0)
     tight = Choice(dt_ms=4.0, time_left_ms=4.0)

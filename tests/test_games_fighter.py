@@ -119,6 +119,20 @@ def test_attack_phases_are_observable():
     assert "kick startup 7f left" in text and "gap" in text
 
 
+def test_urgency_rises_with_a_threat_in_reach():
+    """info["urgency"]: low far apart, 1 - frames-to-hit / horizon while an attack in reach is in
+    its startup, and the same number as rules.urgency of the observation."""
+    env = F.parallel_env()
+    obs, infos = env.reset(seed=0)
+    far = infos["p0"]["urgency"]
+    assert 0.0 <= far < 0.5 and far == F.urgency(obs["p0"])
+    kick = F.MOVES[2]
+    env = close_env(gap=kick.reach - 1)     # in the kick's reach, a few frames' walk from the jab's
+    obs, _, _, _, infos = env.step({"p0": F.KICK, "p1": 0})
+    assert infos["p1"]["urgency"] == pytest.approx(1 - (kick.startup - 1) / F.URGENCY_HORIZON)
+    assert infos["p1"]["urgency"] > far and infos["p1"]["urgency"] == F.urgency(obs["p1"])
+
+
 @pytest.mark.parametrize("action,guard,wrong_guard", [
     (F.JAB, F.BLOCK_A, None), (F.JAB, F.LOWBLOCK_A, None),
     (F.KICK, F.BLOCK_A, F.LOWBLOCK_A), (F.SWEEP, F.LOWBLOCK_A, F.BLOCK_A)])

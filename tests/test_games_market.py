@@ -134,6 +134,20 @@ def test_signal_leads_the_price_and_stale_quotes_pay_the_first_mover():
     assert M.decode(obs["t0"]).signal == 0
 
 
+def test_urgency_is_zero_without_a_signal_and_grows_as_it_nears():
+    env = M.parallel_env(noise_rate=0.0, jump_every_s=0.05, signal_lead=6)
+    obs, infos = env.reset(seed=3)
+    seen = []
+    while not M.decode(obs["t0"]).signal:
+        assert infos["t0"]["urgency"] == 0.0
+        obs, _, _, _, infos = env.step(idle(env))
+    while M.decode(obs["t0"]).signal:
+        seen.append(infos["t0"]["urgency"])
+        assert infos["t1"]["urgency"] == seen[-1] == M.MarketEnv.urgency(obs["t0"])
+        obs, _, _, _, infos = env.step(idle(env))
+    assert 0.5 < seen[0] < seen[-1] <= 1.0 and seen == sorted(seen)
+
+
 def test_latency_race_first_trader_gets_the_edge():
     """Two informed traders see the same signal; the one that acts first takes the stale
     quotes and ends richer, whoever it is."""

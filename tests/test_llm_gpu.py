@@ -117,7 +117,6 @@ def test_free_mode_with_graph_decode_generates_what_eager_decode_does(tmp_path):
 def test_graph_generator_equals_eager_fused_generation(precision, monkeypatch):
     """GraphGenerator on the GPU: the tokens that eager calls of the same fused step pick
     (model.generate), and the cache length it leaves; captured once, replayed after."""
-    monkeypatch.setenv("FPX_FUSED_DECODE", "1")  # the fused step is opt-in on GPUs until this passes
     from fpx_arena.llm.cuda_graph import GraphGenerator
     from fpx_arena.llm.model import ModelConfig, Transformer, init_random
 

@@ -8,9 +8,11 @@ kernels' GEMVs (``kernels.qlinear``), the dense ones cuBLAS. Position and slot a
 tensors, so the step can be captured in a CUDA graph once and replayed as the cache fills
 (see cuda_graph.py).
 
-Runs on CUDA with ``FPX_FUSED_DECODE=1`` (opt-in until verified on a GPU), and on the CPU under
-``TRITON_INTERPRET=1`` (the same Triton code, for tests); ``usable()`` says when: bf16/fp16
-compute, a head size the attention kernel takes, batch 1.
+Runs on CUDA by default (``FPX_FUSED_DECODE=0`` turns it off: the model's own static step is
+then captured instead), and on the CPU under ``TRITON_INTERPRET=1`` (the same Triton code, for
+tests); ``usable()`` says when: bf16/fp16 compute, a head size the attention kernel takes,
+batch 1. Verified on an H100 (Triton 3.6): tests/test_llm_gpu.py, test_fused_kernels.py and
+bench/decisions.py (fused step against the eager step on every shape and precision).
 """
 from __future__ import annotations
 
@@ -25,9 +27,7 @@ from ..kernels import fused
 def usable(model, cache) -> bool:
     dev = model.device
     if dev.type == "cuda":
-        # Opt-in on GPUs until a GPU run passes tests/test_llm_gpu.py and test_llm_fastpath.py:
-        # the first H100 run (Triton 3.6) refused to compile the rope kernel.
-        if os.environ.get("FPX_FUSED_DECODE") != "1":
+        if os.environ.get("FPX_FUSED_DECODE", "1") == "0":
             return False
     elif os.environ.get("TRITON_INTERPRET") != "1":
         return False

@@ -50,7 +50,7 @@ from .rules import (  # the names this module uses itself
     KNOCKDOWN, KNOCKDOWN_FRAMES, KO, LANDING, LANDING_FRAMES, LEAP, LEAP_VX, LOWBLOCK, MAX_HEALTH, MOVES, MOVE_NAMES,
     MOVE_OF_ACTION, MOVE_T, Move, NO_GUARD, NO_PHASE, OBS_FIELDS, OBS_INDEX, PHASES, PREJUMP, PREJUMP_FRAMES,
     RECOVERY, STAGE_W, STAND_H, STARTUP, STATES, TIME_SCALE, WALK_BACK, WALK_BACK_S, WALK_FWD, WALK_FWD_S,
-    action_names, decode, describe)
+    action_names, decode, describe, urgency)
 
 
 class _Fighter:
@@ -183,6 +183,8 @@ class FighterEnv(ArenaEnv):
     def action_space(self, agent):
         return self._act_space
 
+    urgency = staticmethod(urgency)     # info["urgency"] of each step (rules.urgency)
+
     def reset(self, seed=None, options=None):
         if seed is not None or not hasattr(self, "_seeded"):
             self.np_random, _ = seeding.np_random(seed)
@@ -190,7 +192,8 @@ class FighterEnv(ArenaEnv):
         self._reset_state()
         self.agents = self.possible_agents[:]
         self._start_round()
-        return self._observations(), {a: {} for a in self.agents}
+        obs = self._observations()
+        return obs, self._infos(obs)
 
     def step(self, actions):
         if not self.agents:

@@ -195,3 +195,33 @@ def describe(observation, agent: str | None = None) -> str:
 
 def action_names(agent: str | None = None) -> list[str]:
     return list(ACTIONS)
+
+
+URGENCY_HORIZON = 45        # frames: a threat or an opening further off than this is urgency 0
+
+
+_U = {k: OBS_INDEX[k] for k in ("opp_state", "opp_move", "opp_phase", "opp_phase_left", "opp_busy", "gap",
+                                  "opp_proj", "opp_proj_gap")}
+
+
+def urgency(observation) -> float:
+    """How soon the situation turns, in [0, 1]: 1 - (frames until it can) / URGENCY_HORIZON.
+
+    What can turn it, from the observer's side: the opponent's attack in startup that reaches
+    (frames to its hit), the opponent's fireball on its way (frames to arrive), an opponent
+    busy in recovery or stun within jab reach (the opening closes when it can act again), and
+    otherwise the frames the two need to walk into jab reach. What an adaptive agent's
+    controller reads (``info["urgency"]``) to trade accuracy for speed."""
+    vec = observation["observation"] if isinstance(observation, dict) else observation
+    gap = float(vec[_U["gap"]]) * STAGE_W
+    jab = MOVES[1]
+    frames = max(0.0, gap - jab.reach) / (2 * WALK_FWD) + jab.startup
+    state, move, phase = (int(round(float(vec[_U[k]]))) for k in ("opp_state", "opp_move", "opp_phase"))
+    if state == ATTACK and move in (1, 2, 3) and phase in (STARTUP, ACTIVE) and gap < MOVES[move].reach + 12:
+        frames = min(frames, float(vec[_U["opp_phase_left"]]) if phase == STARTUP else 0.0)
+    if vec[_U["opp_proj"]]:
+        frames = min(frames, max(0.0, float(vec[_U["opp_proj_gap"]]) * STAGE_W) / FIREBALL_SPEED)
+    busy = float(vec[_U["opp_busy"]])
+    if busy > 0 and gap < jab.reach:
+        frames = min(frames, max(0.0, busy - jab.startup))
+    return max(0.0, min(1.0, 1.0 - frames / URGENCY_HORIZON))

@@ -83,6 +83,9 @@ OBS_SIZE = len(OBS_FIELDS)
 _BIG = 1e7
 
 
+URGENCY_HORIZON = 40        # ticks of signal countdown beyond which urgency stays at 0.5
+
+
 class MarketEnv(ArenaEnv):
     metadata = {"name": "market_v0", "render_modes": ["ansi", "rgb_array"], "render_fps": TICK_HZ,
                 "is_parallelizable": True, "tick_hz": TICK_HZ}
@@ -178,13 +181,23 @@ class MarketEnv(ArenaEnv):
         else:
             self._arrival = [a for a in order if a in self._index]
 
+    @staticmethod
+    def urgency(observation) -> float:
+        """info["urgency"]: 0 without a signal; with one, from 0.5 (40 or more ticks before it is
+        priced in) to 1 (priced in on the next tick): acting on it late is worth less."""
+        vec = observation["observation"] if isinstance(observation, dict) else observation
+        if vec[I_SIGNAL] == 0:
+            return 0.0
+        return 1.0 - min(float(vec[I_COUNTDOWN]), URGENCY_HORIZON) / (2 * URGENCY_HORIZON)
+
     def reset(self, seed=None, options=None):
         if seed is not None or not hasattr(self, "_seeded"):
             self.np_random, _ = seeding.np_random(seed)
             self._seeded = True
         self._reset_state()
         self.agents = self.possible_agents[:]
-        return self._observations(), {a: {} for a in self.agents}
+        obs = self._observations()
+        return obs, self._infos(obs)
 
     def step(self, actions):
         if not self.agents:
