@@ -261,7 +261,7 @@ class LLMAgent:
                                                runner=self._graph_runner()).tolist()
             t1 = t2 = time.perf_counter()
         elif generator is not None:
-            # the tail's append and every token from CUDA graphs, one read-back at the end
+            # the tail's append and every token from CUDA graphs, read back every few tokens
             out = generator(new_ids, self.max_tokens, self.model.tokenizer.stop_ids)
             t1 = t2 = time.perf_counter()
             return self._parse(out, prompt), t1, t2

@@ -34,7 +34,7 @@ def rel(a, b):
     return float((a.float() - b.float()).norm() / b.float().norm())
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp8"])
+@pytest.mark.parametrize("precision", ["bf16", "fp8", "fpx:0.5"])
 def test_fused_decode_step_equals_the_eager_step(tiny, precision, interpret):
     model = load_model(tiny, precision, "cpu")
     assert fastpath.usable(model, model.new_cache(64))
@@ -69,6 +69,14 @@ def test_generator_produces_the_greedy_tokens_of_eager_decoding(tiny, interpret)
     cut = gen(PROMPT[4:], 6, stop_ids=[stop])
     assert cut == out[:out.index(stop) + 1]
     assert cache.length == start + len(PROMPT[4:]) + out.index(stop)
+    # the host looks every stop_check tokens and stops there: the steps after the stop id's
+    # chunk are not run
+    gen.stop_check = 2
+    cache.truncate(start)
+    before, i = gen.replays, out.index(stop)
+    assert gen(PROMPT[4:], 6, stop_ids=[stop]) == out[:i + 1]
+    assert gen.replays - before == min(6, (i // 2 + 1) * 2) < 6
+    assert cache.length == start + len(PROMPT[4:]) + i
 
 
 def test_a_decode_step_launches_at_most_twelve_kernels_per_layer(tiny, interpret, monkeypatch):

@@ -184,17 +184,22 @@ class GraphGenerator:
     """Greedy free generation of a decision from CUDA graphs: the prompt tail appended by one
     graph per width bucket (16, 32, ... ``max_width``), then each new token by a graph of one
     decode step (the fused kernels where they run) that picks the next token on the device
-    (argmax) and feeds it to the next step. Nothing is read back until the last step: one
-    read-back per decision, where the tokens after the first stop id are dropped (the steps
-    past it run anyway: without conditional graph nodes the host cannot skip them unseen).
+    (argmax) and feeds it to the next step. Without stop ids nothing is read back until the
+    last step: one read-back per decision. With stop ids the host reads the tokens back every
+    ``stop_check`` tokens and stops there once a stop id has come (the steps within that
+    chunk run anyway: without conditional graph nodes the host cannot skip them unseen), so an
+    answer of a few tokens does not pay for ``max_new``; the tokens after the stop id are
+    dropped.
 
     On a CPU the same buffers and functions run eagerly (that is how tests check the logic).
     ``__call__(tail_ids, max_new, stop_ids)`` returns the generated ids (the stop id included
     when one came) and leaves the cache holding the tail and the ids fed back."""
 
     def __init__(self, model: Transformer, cache: KVCache, max_new: int = 16, max_width: int = 256,
-                 warmup: int = 2):
+                 warmup: int = 2, stop_check: int = 4):
         self.model, self.cache, self.max_new, self.max_width, self.warmup = model, cache, max_new, max_width, warmup
+        self.stop_check = max(1, int(stop_check))
+        self.readbacks = 0
         self.capture = model.device.type == "cuda"
         dev = model.device
         self.tok = torch.zeros(1, dtype=torch.long, device=dev)
@@ -279,12 +284,21 @@ class GraphGenerator:
     def __call__(self, tail_ids: list[int], max_new: int, stop_ids=()) -> list[int]:
         cache, n = self.cache, len(tail_ids)
         self.append(tail_ids, max_new)
-        self.decode_steps(max_new - 1)
-        self.replays += max_new
-        out = self.out[:max_new].tolist()                       # the decision's one read-back
         stops = set(int(s) for s in stop_ids)
-        cut = next((i for i, t in enumerate(out) if t in stops), None)
+        produced, cut = 1, None                                 # the append picked the first token
+        while True:
+            k = max_new - produced
+            if stops:
+                k = min(k, self.stop_check - produced % self.stop_check)
+            self.decode_steps(k)
+            produced += k
+            out = self.out[:produced].tolist()                  # a read-back: the last, or a stop check
+            self.readbacks += 1
+            cut = next((i for i, t in enumerate(out) if t in stops), None)
+            if cut is not None or produced == max_new:
+                break
+        self.replays += produced
         kept = out if cut is None else out[:cut + 1]
-        cache.length += n + (cut if cut is not None else max_new - 1)  # the ids fed back (a stop id is not)
+        cache.length += n + (cut if cut is not None else produced - 1)  # the ids fed back (a stop id is not)
         cache.last_logits = None
         return kept

@@ -21,7 +21,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..kernels import fused
+from ..kernels import fused, qlinear
 
 
 def usable(model, cache) -> bool:
@@ -38,6 +38,15 @@ def usable(model, cache) -> bool:
 def _proj(fusedlin, members, x):
     if fusedlin is not None and fusedlin.current():
         return fusedlin(x)
+    if x.shape[0] == 1 and all(m.qweight is not None for m in members):
+        # members of different formats (an fpx plan): each product writes its columns of one
+        # row (a contiguous slice), so no concatenation follows the products
+        y = torch.empty(1, sum(m.out_features for m in members), dtype=x.dtype, device=x.device)
+        a = 0
+        for m in members:
+            qlinear(x, m.qweight, m.bias, out=y[:, a:a + m.out_features])
+            a += m.out_features
+        return y
     return torch.cat([m(x) for m in members], dim=-1)
 
 
