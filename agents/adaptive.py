@@ -13,10 +13,11 @@ Specs:
 
 Options: ``controller`` (``deadline``, the default, or ``bandit``, ``fixed``; see
 controllers.py), that controller's settings (``k``, ``margin_ms``, ``patience_ms``,
-``patience_ticks``, ``bank_share``; ``explore``, ``cost``, ``spread``, ``alpha``; ``index``), ``memory_gb``, and
-the LLM agent's own options (``mode``, ``max_tokens``, ``threads``, ``graphs``, ...), which
-every candidate gets. From Python, ``latency_prior={key: ms}`` starts candidates from a known
-latency (a calibration, a profile's median) instead of trying each once to learn it.
+``patience_ticks``, ``bank_share``; ``explore``, ``cost``, ``spread``, ``alpha``,
+``reward_weight``; ``index``), ``memory_gb``, and the LLM agent's own options (``mode``,
+``max_tokens``, ``threads``, ``graphs``, ...), which every candidate gets. From Python,
+``latency_prior={key: ms}`` starts candidates from a known latency (a calibration, a
+profile's median) instead of trying each once to learn it.
 
 Each decision: the controller picks a candidate from the scheduler's ``DecisionContext`` and
 the latencies it has learned; that candidate's LLM agent decides. The next decision's context
@@ -24,9 +25,9 @@ carries what the clock charged for this one (``recent_latencies_ms``), which is 
 candidate and prompt length. The chosen candidate is reported in ``last_timing`` (``plan``,
 ``candidate``, ``controller_ms`` (the controller's own time; the state text it measures is
 the candidate's prompt too, timed as ``prompt_text_ms``), ``predicted_ms``: the trace and
-replay keep it), in ``plan``
-(viewers) and by ``latency_key()``: the profile clock draws the latency of the candidate that
-decided (``latency.CandidateProfiles``).
+replay keep it), in ``plan`` (viewers) and by ``latency_key()``: the profile clock draws
+the latency of the candidate that decided (``latency.CandidateProfiles``). The next
+context's ``reward`` tells the controller what the game paid for the decision meanwhile.
 
 Each candidate keeps its own weights and KV cache, resident for the whole match, so switching
 costs nothing (on a GPU each has its own CUDA graphs, captured once on first use). Candidates of
@@ -133,7 +134,8 @@ class AdaptiveAgent:
         self.last_timing: dict = {}
         self.counts: list[int] = [0] * len(self.agents)
         self._last: int | None = None
-        self._pending: tuple | None = None  # (candidate, Choice, clock) of the decision not yet charged
+        # (candidate, Choice, clock, reward and tick at its observation) of the decision not yet charged
+        self._pending: tuple | None = None
         self._warm: set = set()  # candidates whose warm-up decision (real clocks) has been charged
 
     @property
@@ -240,12 +242,13 @@ class AdaptiveAgent:
                       overage_left_ms=context.overage_left_ms, recent_ms=tuple(context.recent_latencies_ms),
                       urgency=urgency, bucket=bucket)
 
-    def charged(self, latency_ms: float) -> None:
-        """Learn what the clock charged for the last decision (called from act with the next
-        context's latest latency; a scheduler may call it directly)."""
+    def charged(self, latency_ms: float, reward: float | None = None, tick: int | None = None) -> None:
+        """Learn what the clock charged for the last decision and, given the next observation's
+        match reward and tick, what the game paid between the two observations (the outcome,
+        per tick). Called from act with the next context's values; a scheduler may call it."""
         if self._pending is None:
             return
-        cand, choice, clock = self._pending
+        cand, choice, clock, reward_then, tick_then = self._pending
         self._pending = None
         if clock in ("measured", "wall") and cand not in self._warm:
             # a candidate's first decision in real time pays one-time work (CUDA graph capture,
@@ -253,13 +256,16 @@ class AdaptiveAgent:
             self._warm.add(cand)
             return
         # the controller first: it judges the charge against what was predicted before it
-        self.controller.observe(cand, choice, float(latency_ms))
+        outcome = None
+        if reward is not None and tick is not None and reward_then is not None:
+            outcome = (reward - reward_then) / max(1, tick - tick_then)  # reward per tick until the next decision
+        self.controller.observe(cand, choice, float(latency_ms), outcome)
         self.latency.observe(cand, choice.bucket, float(latency_ms))
 
     def act(self, observation, info=None, context: DecisionContext | None = None):
         t0 = time.perf_counter()
         if context is not None and context.recent_latencies_ms:
-            self.charged(context.recent_latencies_ms[-1])
+            self.charged(context.recent_latencies_ms[-1], context.reward, context.tick)
         self._pending = None  # a decision that was never charged teaches nothing
         choice = self.choice(observation, info, context)
         i = self.controller.choose(choice)
@@ -268,7 +274,9 @@ class AdaptiveAgent:
         agent = self.agents[i]
         with agent.model.using(self.plans[i]):
             action = agent.act(observation, info)
-        self._last, self._pending = i, (i, choice, context.clock if context is not None else None)
+        self._last = i
+        self._pending = ((i, choice, context.clock, context.reward, context.tick) if context is not None
+                         else (i, choice, None, None, None))
         self.counts[i] += 1
         key = self.infos[i].key
         self.plan = key

@@ -23,6 +23,7 @@ class DecisionContext:
     clock: str                     # lockstep, profile, measured or wall
     recent_latencies_ms: tuple = ()  # the agent's last decisions' charged latencies, oldest first
     urgency: float | None = None   # the game's own urgency signal in [0, 1] (info["urgency"]), if any
+    reward: float = 0.0            # the agent's reward so far in this match, as of the observation
 
     @property
     def time_left_ms(self) -> float:

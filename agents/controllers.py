@@ -20,8 +20,9 @@ Controllers (``?controller=<name>`` on an adaptive spec; settings as further que
   tick the decision may still make; where none makes it, the most accurate of those that land
   first. See ``DeadlineController``.
 - ``bandit``: UCB1 over candidates, one bandit per urgency bucket, on the utility the agent
-  can observe of each decision: its accuracy prior minus a price for every tick it landed late.
-  See ``BanditController``.
+  can observe of each decision: its accuracy prior minus a price for every tick it landed late,
+  and with ``reward_weight`` the reward the game paid until the next decision. See
+  ``BanditController``.
 - ``fixed``: always candidate ``index`` (a control condition, and for tests).
 """
 from __future__ import annotations
@@ -158,8 +159,9 @@ class Controller:
     def choose(self, c: Choice) -> int:
         raise NotImplementedError
 
-    def observe(self, cand: int, c: Choice, charged_ms: float) -> None:
-        """The clock charged ``charged_ms`` for the decision made under ``c`` by ``cand``."""
+    def observe(self, cand: int, c: Choice, charged_ms: float, outcome: float | None = None) -> None:
+        """The clock charged ``charged_ms`` for the decision made under ``c`` by ``cand``, and
+        the game paid ``outcome`` per tick until the next decision (None where unknown)."""
 
     def predicted_ms(self, cand: int, c: Choice) -> float | None:
         return None
@@ -231,7 +233,7 @@ class DeadlineController(Controller):
                 best, best_key = i, key
         return best
 
-    def observe(self, cand: int, c: Choice, charged_ms: float) -> None:
+    def observe(self, cand: int, c: Choice, charged_ms: float, outcome: float | None = None) -> None:
         est = self.latency.estimate(cand, c.bucket)
         if est is not None:
             self._misses.append(charged_ms > est[0] + self.k * est[1] + self.margin_ms)
@@ -245,14 +247,16 @@ class BanditController(Controller):
     ``late`` is how many ticks after the allowed one (see Controller.allowed_ticks, with
     ``patience_ms`` and ``patience_ticks``) the clock made it land; w(u) = 0.5 + u weighs
     lateness up with urgency (1 where there is no signal). The arm is mean utility +
-    ``explore`` x sqrt(ln N / n);
-    untried arms first, most accurate first; ties to the more accurate. Utilities are
-    averaged with weight ``alpha`` on the newest (0: plain mean), so it follows a latency that
-    drifts."""
+    ``explore`` x sqrt(ln N / n); untried arms first, most accurate first; ties to the more
+    accurate. Utilities are averaged with weight ``alpha`` on the newest (0: plain mean), so
+    it follows a latency that drifts. With ``reward_weight`` w > 0 the bandit also learns from outcomes: w x the reward
+    the game paid per tick until the next decision, standardized by the mean and spread of
+    that outcome over the match so far, is added to the utility."""
     name = "bandit"
 
     def __init__(self, candidates, latency, explore: float = 0.3, cost: float = 0.5, spread: float = 0.5,
-                 patience_ms: float = 0.0, alpha: float = 0.05, patience_ticks: float = 0.0):
+                 patience_ms: float = 0.0, alpha: float = 0.05, patience_ticks: float = 0.0,
+                 reward_weight: float = 0.0):
         super().__init__(candidates, latency)
         self.explore = _number("explore", explore, high=100)
         self.cost = _number("cost", cost, high=1e3)
@@ -260,6 +264,8 @@ class BanditController(Controller):
         self.patience_ms = _number("patience_ms", patience_ms, high=1e6)
         self.alpha = _number("alpha", alpha, high=1)
         self.patience_ticks = _number("patience_ticks", patience_ticks, high=1e4)
+        self.reward_weight = _number("reward_weight", reward_weight, high=1e3)
+        self._outcomes = [0, 0.0, 0.0]  # count, mean, sum of squared deviations (Welford)
         n = len(candidates)
         self.quality = [1.0 - self.spread * (cd.rank / (n - 1) if n > 1 else 0.0) for cd in candidates]
         self._arms: dict[int, list] = {}  # urgency bucket -> [[count, mean utility] per candidate]
@@ -289,9 +295,27 @@ class BanditController(Controller):
         weight = 1.0 if c.urgency is None else 0.5 + max(0.0, min(1.0, c.urgency))
         return self.quality[cand] - self.cost * late * weight
 
-    def observe(self, cand: int, c: Choice, charged_ms: float) -> None:
+    @property
+    def outcomes_seen(self) -> int:
+        return self._outcomes[0]
+
+    def outcome_score(self, outcome: float | None) -> float:
+        """The outcome standardized against the match's outcomes so far (then counted in)."""
+        if outcome is None or not math.isfinite(outcome):
+            return 0.0
+        n, mean, m2 = self._outcomes
+        z = (outcome - mean) / math.sqrt(m2 / (n - 1)) if n >= 2 and m2 > 0 else 0.0
+        n += 1
+        d = outcome - mean
+        mean += d / n
+        self._outcomes = [n, mean, m2 + d * (outcome - mean)]
+        return max(-3.0, min(3.0, z))
+
+    def observe(self, cand: int, c: Choice, charged_ms: float, outcome: float | None = None) -> None:
         arm = self._bucket(c.urgency_bucket)[cand]
         u = self.utility(cand, c, charged_ms)
+        if self.reward_weight:
+            u += self.reward_weight * self.outcome_score(outcome)
         arm[0] += 1
         a = max(self.alpha, 1.0 / arm[0]) if self.alpha else 1.0 / arm[0]
         arm[1] += a * (u - arm[1])

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing as mp
+import queue
 import signal
 import sys
+import threading
 import traceback
 
 from ..errors import SpecError
@@ -37,6 +39,39 @@ def _die_with_parent():
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+
+
+_spawner: tuple | None = None  # (thread, job queue) that starts every child
+_spawner_lock = threading.Lock()
+
+
+def _spawn_loop(jobs: queue.SimpleQueue):
+    while True:
+        proc, done, failed = jobs.get()
+        try:
+            proc.start()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the thread that asked
+            failed.append(e)
+        done.set()
+
+
+def _start_process(proc) -> None:
+    """Start ``proc`` from one thread that lives as long as this process. Linux sends the
+    parent-death signal when the *thread* that started a child ends: a child started from a
+    match's agent thread would be killed when that thread winds down, which can be in the
+    middle of the next match that reuses the child."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or not _spawner[0].is_alive():
+            jobs: queue.SimpleQueue = queue.SimpleQueue()
+            thread = threading.Thread(target=_spawn_loop, args=(jobs,), daemon=True, name="fpx-agent-spawner")
+            thread.start()
+            _spawner = (thread, jobs)
+        done, failed = threading.Event(), []
+        _spawner[1].put((proc, done, failed))
+        done.wait()
+    if failed:
+        raise failed[0]
 
 
 def _child(conn, build, spec: str, overrides: dict):
@@ -90,7 +125,7 @@ class ProcessAgent:
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(target=_child, args=(child, self._build, self.spec, self._overrides),
                                        daemon=True, name=f"fpx-agent {self.spec[:40]}")
-        self._proc.start()
+        _start_process(self._proc)
         child.close()
         self._conn = parent
         if not parent.poll(READY_TIMEOUT_S):

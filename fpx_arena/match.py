@@ -430,7 +430,8 @@ class _Match:
         return DecisionContext(tick=tick, dt_ms=self.dt_ms, observed_at_ms=observed,
                                deadline_ms=(tick + 1) * self.dt_ms, overage_left_ms=s.bank or 0.0,
                                clock=self.clock.name, recent_latencies_ms=tuple(s.stats.latencies_ms[-8:]),
-                               urgency=float(urgency) if isinstance(urgency, (int, float)) else None)
+                               urgency=float(urgency) if isinstance(urgency, (int, float)) else None,
+                               reward=s.stats.reward)
 
     def step(self, live, fresh: dict, order: list):
         """Apply this tick's actions (fresh ones, else the late policy) and step the world."""

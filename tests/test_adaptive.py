@@ -109,6 +109,33 @@ def test_bandit_learns_which_candidate_pays_in_each_urgency_bucket():
     assert Choice(dt_ms=1, time_left_ms=1).urgency_bucket == 4  # no signal: a bucket of its own
 
 
+def test_bandit_with_reward_weight_learns_which_candidate_the_game_pays():
+    """All three land in time and the accuracy prior favours the big one; the game pays the
+    small one: with reward_weight the bandit follows the outcome, without it the prior."""
+    pays = {0: 0.0, 1: 0.2, 2: 1.0}
+    picks = {}
+    for w in (0.0, 2.0):
+        ctl = BanditController(infos(*CANDS), LatencyModel(3), explore=0.2, reward_weight=w, alpha=0.0)
+        chosen = []
+        for k in range(150):
+            c = Choice(dt_ms=10.0, time_left_ms=10.0)
+            i = ctl.choose(c)
+            ctl.observe(i, c, 5.0, pays[i] + 0.1 * math.sin(k))
+            chosen.append(i)
+        picks[w] = chosen[-50:]
+    assert picks[0.0].count(0) >= 45
+    assert picks[2.0].count(2) >= 45
+
+
+def test_adaptive_agent_passes_the_outcome_of_each_decision_to_its_controller():
+    a = agents.make(TWO + "?controller=bandit&reward_weight=1")
+    env = games.make("fighter", round_ticks=120)
+    run_match(env, {"p0": a, "p1": agents.make("fighter/reactive")}, tick_hz=60, clock="profile", seed=3,
+                  latency={"p0": {"arena-tiny@bf16": 40.0, "arena-tiny@nvfp4": 20.0}, "p1": 0.0}, game="fighter",
+                  env_kwargs={"round_ticks": 120})
+    assert a.controller.outcomes_seen == sum(a.counts) - 1 > 5  # every decision but the last was paid for
+
+
 @pytest.mark.parametrize("name, settings, words", [
     ("bogus", {}, "unknown controller 'bogus'; choose one of deadline, bandit, fixed"),
     ("deadline", {"k": -1}, "k=-1"),

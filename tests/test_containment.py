@@ -164,6 +164,25 @@ def _spec(tmp_path, text):
     return load_spec(path)
 
 
+def test_a_child_started_from_a_thread_outlives_that_thread(monkeypatch):
+    """The parent-death signal follows the thread that started a child: a match's agent thread
+    that restarts an isolated agent and then ends must not take the new child with it."""
+    import threading
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    agent = make("faulty_agents:Exit?code=3&after=1000", isolate=True)
+    env = games.make("fighter")
+    obs, info = env.reset(seed=0)
+    agent.reset("p0", env.observation_space("p0"), env.action_space("p0"), 0)
+    agent.interrupt()  # as after a hung call: the next act starts a fresh child
+    t = threading.Thread(target=agent.act, args=(obs["p0"], info["p0"]))
+    t.start()
+    t.join()
+    time.sleep(0.5)
+    assert agent.alive and agent.act(obs["p0"], info["p0"]) in range(env.action_space("p0").n)
+    agent.close()
+
+
 def test_a_tournament_survives_sys_exit_and_os_exit(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
     out = run_tournament(_spec(tmp_path, TOURNAMENT), tmp_path / "run", progress=False, log=lambda m: None)

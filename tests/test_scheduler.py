@@ -405,6 +405,10 @@ def test_agents_that_take_a_context_get_one_and_plain_agents_do_not(clock):
         assert [c.overage_left_ms for c in ctx_agent.contexts[:3]] == pytest.approx([30.0, 15.0, 0.0])
         assert ctx_agent.contexts[2].recent_latencies_ms == pytest.approx((10.0, 10.0))
     assert len(plain.asked) >= 1  # called as act(observation, info)
+    # the reward so far: TickEnv pays 1 for every tick whose applied action was 1
+    paid = [float(row[0] == 1) for row in r.trace.actions]
+    for c in ctx_agent.contexts:
+        assert c.reward == pytest.approx(sum(paid[:c.tick]))
 
 
 def test_match_spec_builds_and_plays_what_run_match_plays(tmp_path):

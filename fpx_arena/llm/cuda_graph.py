@@ -199,7 +199,6 @@ class GraphGenerator:
                  warmup: int = 2, stop_check: int = 4):
         self.model, self.cache, self.max_new, self.max_width, self.warmup = model, cache, max_new, max_width, warmup
         self.stop_check = max(1, int(stop_check))
-        self.readbacks = 0
         self.capture = model.device.type == "cuda"
         dev = model.device
         self.tok = torch.zeros(1, dtype=torch.long, device=dev)
@@ -293,7 +292,6 @@ class GraphGenerator:
             self.decode_steps(k)
             produced += k
             out = self.out[:produced].tolist()                  # a read-back: the last, or a stop check
-            self.readbacks += 1
             cut = next((i for i, t in enumerate(out) if t in stops), None)
             if cut is not None or produced == max_new:
                 break
