@@ -147,6 +147,8 @@ def test_adaptive_agent_passes_the_outcome_of_each_decision_to_its_controller():
     ("deadline", {"explore": 1}, "controller 'deadline' has no setting explore; it takes k, margin_ms"),
     ("fixed", {"index": 3}, "index=3"),
     ("fixed", {"index": 0.5}, "an integer"),
+    ("deadline", {"patience_ticks": -2}, "patience_ticks=-2"),
+    ("bandit", {"reward_weight": float("inf")}, "reward_weight=inf"),
 ])
 def test_bad_controller_settings_are_one_line(name, settings, words):
     with pytest.raises(SpecError) as e:
