@@ -212,13 +212,14 @@ class DeadlineController(Controller):
         self.bank_share = _number("bank_share", bank_share, high=1)
         self.patience_ticks = _number("patience_ticks", patience_ticks, high=1e4)
         self._misses: list[bool] = []  # recent decisions: charged later than predicted?
-        self._std_scale = self.k        # k x (1 + the share of them that were), kept by observe()
 
     def predicted_ms(self, cand: int, c: Choice) -> float:
         est = self.latency.estimate(cand, c.bucket)
         if est is None:
             return 0.0
-        return est[0] + self._std_scale * est[1] + self.margin_ms
+        mean, std, _ = est
+        late_share = sum(self._misses) / len(self._misses) if self._misses else 0.0
+        return mean + self.k * (1.0 + late_share) * std + self.margin_ms
 
     def choose(self, c: Choice) -> int:
         allowed = self.allowed_ticks(c, self.patience_ms, self.bank_share, self.patience_ticks)
@@ -237,7 +238,6 @@ class DeadlineController(Controller):
         if est is not None:
             self._misses.append(charged_ms > est[0] + self.k * est[1] + self.margin_ms)
             del self._misses[:-8]
-            self._std_scale = self.k * (1.0 + sum(self._misses) / len(self._misses))
 
 
 class BanditController(Controller):

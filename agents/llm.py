@@ -59,9 +59,10 @@ class Prompt:
         return self.prefix_ids + self.tail_ids
 
 
-# The last observation described, by any builder: an adaptive agent's controller measures the
-# state text before its candidate builds the prompt from the same text.
-_LAST_DESCRIBED: list = [None, None]
+# The last observation described, by any builder, as one (key, text) tuple (replaced whole, so
+# agents on other threads never read a key with another's text): an adaptive agent's
+# controller measures the state text before its candidate builds the prompt from the same text.
+_LAST_DESCRIBED: list = [(None, None)]
 
 
 class PromptBuilder:
@@ -87,11 +88,12 @@ class PromptBuilder:
         """The game's ``describe()`` of the observation for this agent (remembered for the last one)."""
         vec = observation.get("observation") if isinstance(observation, dict) else observation
         key = (self.game.name, self.agent, vec.tobytes()) if isinstance(vec, np.ndarray) else None
-        if key is not None and _LAST_DESCRIBED[0] == key:
-            return _LAST_DESCRIBED[1]
+        last_key, last_text = _LAST_DESCRIBED[0]
+        if key is not None and last_key == key:
+            return last_text
         text = self.game.describe(observation, self.agent)
         if key is not None:
-            _LAST_DESCRIBED[:] = [key, text]
+            _LAST_DESCRIBED[0] = (key, text)
         return text
 
     def build(self, observation, info: dict | None = None) -> Prompt:

@@ -11,7 +11,6 @@ the device's (docs/kernels.md: a 3-D GEMV tile did), so confirm on the device wi
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import re
 import subprocess
@@ -25,17 +24,15 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # last: never shadow
+from fpx_arena.kernels.ops import kernel_module  # noqa: E402
 from sass_loop import loop_body  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 
 
 def load(source: str):
-    spec = importlib.util.spec_from_file_location("sass_" + source, os.path.join(ROOT, "kernels", source + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return kernel_module(False, source)  # the compiled flavour, as on the GPU
 
 
 def compile_report(fn, sig: dict, consts: dict, num_warps: int, num_stages: int, name: str,

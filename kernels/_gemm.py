@@ -23,34 +23,12 @@ then quantizes every token and walks every tile: the same code, the barrier pass
 import triton
 import triton.language as tl
 
+from . import ops
 
-@triton.jit
-def _maximum(a, b):
-    return tl.maximum(a, b)
-
-
-@triton.jit
-def _e4m3_bits(q, USE_ASM: tl.constexpr):
-    """fp32 (already within +-448) -> e4m3 code, rounded to nearest even (as _triton.py)."""
-    if USE_ASM:
-        code = q.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
-    else:
-        bits = q.to(tl.int32, bitcast=True)
-        mag = bits & 0x7FFFFFFF
-        normal = ((mag + 0x7FFFF + ((mag >> 20) & 1)) >> 20) - (120 << 3)
-        sub = ((tl.abs(q) * 512.0 + 8388608.0) - 8388608.0).to(tl.int32)
-        code = tl.where(tl.abs(q) < 0.015625, sub, normal) | ((bits >> 24) & 0x80)
-        code = code.to(tl.uint8)
-    return code
-
-
-@triton.jit
-def _to_output(acc, Y, INTERPRET: tl.constexpr):
-    if INTERPRET and Y.dtype.element_ty == tl.bfloat16:
-        bits = acc.to(tl.uint32, bitcast=True)
-        bits = bits + 0x7FFF + ((bits >> 16) & 1)
-        return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
-    return acc.to(Y.dtype.element_ty)
+# _triton.py's helpers in this module's flavour (a jit function runs compiled or interpreted as
+# the module that defined it was loaded)
+_base = ops.kernel_module(__name__.endswith("_interp"), "_triton")
+maximum, e4m3_bits, to_output = _base.maximum, _base.e4m3_bits, _base.to_output
 
 
 @triton.jit
@@ -71,13 +49,13 @@ def w8a8_fused_kernel(
         for k in range(0, K, QB):
             x = tl.load(X + row * stride_xm + k + offs, mask=k + offs < K, other=0.0)
             amax = tl.maximum(amax, tl.abs(x.to(tl.float32)))
-        a = tl.reduce(amax, 0, _maximum)
+        a = tl.reduce(amax, 0, maximum)
         scale = tl.where(a > 0, a * (1.0 / 448.0), 1.0)
         inv = tl.math.div_rn(1.0, scale)
         for k in range(0, K, QB):
             x = tl.load(X + row * stride_xm + k + offs, mask=k + offs < K, other=0.0)
             q = tl.clamp(x.to(tl.float32) * inv, -448.0, 448.0)
-            tl.store(XQ + row * K + k + offs, _e4m3_bits(q, USE_ASM).to(tl.float8e4nv, bitcast=True),
+            tl.store(XQ + row * K + k + offs, e4m3_bits(q, USE_ASM).to(tl.float8e4nv, bitcast=True),
                      mask=k + offs < K)
         tl.store(XS + row, scale)
 
@@ -125,7 +103,7 @@ def w8a8_fused_kernel(
         if HAS_BIAS:
             acc = acc + tl.load(BIAS + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
         ptrs = Y + offs_m[:, None] * stride_ym + offs_n[None, :]
-        tl.store(ptrs, _to_output(acc, Y, not USE_ASM), mask=m_mask[:, None] & n_mask[None, :])
+        tl.store(ptrs, to_output(acc, Y, not USE_ASM), mask=m_mask[:, None] & n_mask[None, :])
 
     # ---- the last program out resets the barrier for the next launch
     done = tl.atomic_add(BAR + 1, 1, sem="acq_rel", scope="gpu")

@@ -29,10 +29,12 @@ partials (one launch, the counter reset by that program).
 import triton
 import triton.language as tl
 
+from . import ops
 
-@triton.jit
-def _maximum(a, b):
-    return tl.maximum(a, b)
+# _triton.py's helpers in this module's flavour (a jit function runs compiled or interpreted as
+# the module that defined it was loaded)
+_base = ops.kernel_module(__name__.endswith("_interp"), "_triton")
+maximum, fp4_plane, to_output = _base.maximum, _base.fp4_plane, _base.to_output
 
 
 @triton.jit
@@ -72,15 +74,7 @@ def _pair_f16(v, c, XK: tl.constexpr, USE_ASM: tl.constexpr):
 @triton.jit
 def _plane_f32(r, P: tl.constexpr):
     """Interpreter: one 16-bit slot (int32 0..65535) -> fp32 value of plane P times 2**-14."""
-    if P == 0:
-        bits = r & 0x8E00
-    elif P == 1:
-        bits = (r << 3) & 0x8E00
-    elif P == 2:
-        bits = ((r << 6) & 0x0E00) | ((r << 1) & 0x8000)
-    else:
-        bits = ((r << 9) & 0x0E00) | ((r << 2) & 0x8000)
-    return bits.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+    return fp4_plane(r, P, False).to(tl.float32)
 
 
 @triton.jit
@@ -231,7 +225,7 @@ def gemv_kernel(
             kk = k_lo + s * 8 * BW + kb
             xv = tl.load(xrow + kk, mask=kk < k_hi, other=0.0).to(tl.float32)
             amax_v = tl.maximum(amax_v, tl.abs(xv))
-        c = _pow2_scale(tl.reduce(amax_v, 0, _maximum))
+        c = _pow2_scale(tl.reduce(amax_v, 0, maximum))
         n_g = n_w // 8
         if FMT == 1:
             n_s = n_g * 4                              # 16-blocks per row (padded K)
@@ -312,11 +306,4 @@ def _store_row(out, offs_n, n_mask, row, Y, BIAS, stride_ym, HAS_BIAS: tl.conste
                INTERPRET: tl.constexpr):
     if HAS_BIAS:
         out = out + tl.load(BIAS + offs_n, mask=n_mask, other=0.0).to(tl.float32)
-    if INTERPRET and Y.dtype.element_ty == tl.bfloat16:
-        # the interpreter's fp32 -> bf16 cast truncates; round to nearest even as the GPU does
-        bits = out.to(tl.uint32, bitcast=True)
-        bits = bits + 0x7FFF + ((bits >> 16) & 1)
-        o = (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
-    else:
-        o = out.to(Y.dtype.element_ty)
-    tl.store(Y + row * stride_ym + offs_n, o, mask=n_mask)
+    tl.store(Y + row * stride_ym + offs_n, to_output(out, Y, INTERPRET), mask=n_mask)

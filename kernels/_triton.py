@@ -72,7 +72,7 @@ def kernel_scale(u, USE_ASM: tl.constexpr):
 # ----------------------------------------------------------------------------- epilogue
 
 @triton.jit
-def _to_output(acc, Y, INTERPRET: tl.constexpr):
+def to_output(acc, Y, INTERPRET: tl.constexpr):
     """fp32 -> Y's dtype, rounded to nearest even. The GPU's conversion does this; the CPU
     interpreter's fp32 -> bf16 truncates, which would double the output's rounding error and
     make CPU tests disagree with the GPU, so there it is spelled out on the bits."""
@@ -93,7 +93,7 @@ def _finish(acc, offs_n, offs_m, n_mask, m_mask, WSCALE, BIAS, Y, stride_ym, out
     if HAS_BIAS:
         acc = acc + tl.load(BIAS + offs_n, mask=n_mask, other=0.0).to(tl.float32)[:, None]
     ptrs = Y + offs_m[None, :] * stride_ym + offs_n[:, None]
-    tl.store(ptrs, _to_output(acc, Y, INTERPRET), mask=n_mask[:, None] & m_mask[None, :])
+    tl.store(ptrs, to_output(acc, Y, INTERPRET), mask=n_mask[:, None] & m_mask[None, :])
 
 
 # ----------------------------------------------------------------------------- weight-only matmul
@@ -290,7 +290,7 @@ def w8a8_matmul_kernel(
     if HAS_BIAS:
         acc = acc + tl.load(BIAS + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
     ptrs = Y + offs_m[:, None] * stride_ym + offs_n[None, :]
-    tl.store(ptrs, _to_output(acc, Y, not USE_ASM), mask=m_mask[:, None] & n_mask[None, :])
+    tl.store(ptrs, to_output(acc, Y, not USE_ASM), mask=m_mask[:, None] & n_mask[None, :])
 
 
 # ----------------------------------------------------------------------------- activation quant
@@ -299,12 +299,12 @@ def w8a8_matmul_kernel(
 # only builtins so that the interpreter flavour of this module runs too.)
 
 @triton.jit
-def _maximum(a, b):
+def maximum(a, b):
     return tl.maximum(a, b)
 
 
 @triton.jit
-def _e4m3_bits(q, USE_ASM: tl.constexpr):
+def e4m3_bits(q, USE_ASM: tl.constexpr):
     """fp32 (already within +-448) -> e4m3 code, rounded to nearest even."""
     if USE_ASM:
         code = q.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
@@ -330,21 +330,21 @@ def act_quant_fp8_kernel(X, XQ, XS, K, stride_xm, BK: tl.constexpr, USE_ASM: tl.
     offs = tl.arange(0, BK)
     if BK >= K:
         x = tl.load(X + row * stride_xm + offs, mask=offs < K, other=0.0).to(tl.float32)
-        a = tl.reduce(tl.abs(x), 0, _maximum)
+        a = tl.reduce(tl.abs(x), 0, maximum)
         scale = tl.where(a > 0, a * (1.0 / 448.0), 1.0)
         inv = tl.math.div_rn(1.0, scale)
         q = tl.clamp(x * inv, -448.0, 448.0)
-        tl.store(XQ + row * K + offs, _e4m3_bits(q, USE_ASM), mask=offs < K)
+        tl.store(XQ + row * K + offs, e4m3_bits(q, USE_ASM), mask=offs < K)
     else:
         amax = tl.full([BK], 0.0, tl.float32)
         for k in range(0, K, BK):
             x = tl.load(X + row * stride_xm + k + offs, mask=k + offs < K, other=0.0)
             amax = tl.maximum(amax, tl.abs(x.to(tl.float32)))
-        a = tl.reduce(amax, 0, _maximum)
+        a = tl.reduce(amax, 0, maximum)
         scale = tl.where(a > 0, a * (1.0 / 448.0), 1.0)
         inv = tl.math.div_rn(1.0, scale)
         for k in range(0, K, BK):
             x = tl.load(X + row * stride_xm + k + offs, mask=k + offs < K, other=0.0)
             q = tl.clamp(x.to(tl.float32) * inv, -448.0, 448.0)
-            tl.store(XQ + row * K + k + offs, _e4m3_bits(q, USE_ASM), mask=k + offs < K)
+            tl.store(XQ + row * K + k + offs, e4m3_bits(q, USE_ASM), mask=k + offs < K)
     tl.store(XS + row, scale)

@@ -30,7 +30,7 @@ from .formats import REGISTRY, QuantizationError, QuantizedWeight, quantize_fp8_
 from .reference import qlinear_torch
 
 _W8A8_MIN_M = 64            # FP8 weights switch to the FP8 x FP8 kernel from this many tokens
-_lock = threading.Lock()
+_lock = threading.RLock()  # a kernel module loads _triton.py of its flavour while loading
 
 
 # ----------------------------------------------------------------------------- loading kernels

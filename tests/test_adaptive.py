@@ -28,6 +28,16 @@ def infos(*pairs):
 CANDS = (("big", "bf16", 100), ("big", "nvfp4", 100), ("small", "bf16", 10))
 
 
+def seated(spec, seed):
+    """An agent reset as fighter's p0, its env, and the env's first observations and infos."""
+    a = agents.make(spec)
+    env = games.make("fighter", round_ticks=60)
+    a.attach_env(env)
+    obs, info = env.reset(seed=seed)
+    a.reset("p0", env.observation_space("p0"), env.action_space("p0"), 0)
+    return a, env, obs, info
+
+
 def test_rank_orders_by_size_then_bits_or_by_agreement():
     c = infos(("small", "bf16", 10), ("big", "fp8", 100), ("big", "fpx:0.3", 100), ("big", "bf16", 100))
     assert [x.rank for x in c] == [3, 1, 2, 0]
@@ -217,11 +227,7 @@ def test_candidate_profiles_draw_from_the_chosen_candidate():
 
 def test_direct_contexts_switch_as_the_bank_runs_out(isolated_fpx_cache):
     """Without a scheduler: contexts built by hand, the clock's charges fed back through them."""
-    a = agents.make(TWO + "?bank_share=0.5&k=0&threads=1")
-    env = games.make("fighter", round_ticks=60)
-    a.attach_env(env)
-    obs, info = env.reset(seed=3)
-    a.reset("p0", env.observation_space("p0"), env.action_space("p0"), 0)
+    a, env, obs, info = seated(TWO + "?bank_share=0.5&k=0&threads=1", seed=3)
     charge = {"arena-tiny@bf16": 60.0, "arena-tiny@nvfp4": 20.0}
     bank, recent, chosen = 200.0, [], []
     for t in range(12):
@@ -358,11 +364,7 @@ def test_tournament_draws_per_candidate_and_reports_each_candidates_share(isolat
 
 
 def test_real_clocks_do_not_learn_a_candidates_warm_up_decision(isolated_fpx_cache):
-    a = agents.make(TWO + "?k=0&threads=1")
-    env = games.make("fighter", round_ticks=60)
-    a.attach_env(env)
-    obs, info = env.reset(seed=1)
-    a.reset("p0", env.observation_space("p0"), env.action_space("p0"), 0)
+    a, env, obs, info = seated(TWO + "?k=0&threads=1", seed=1)
 
     def ctx(t, recent, clock):
         return DecisionContext(tick=t, dt_ms=20.0, observed_at_ms=t * 20.0, deadline_ms=(t + 1) * 20.0,
@@ -374,9 +376,7 @@ def test_real_clocks_do_not_learn_a_candidates_warm_up_decision(isolated_fpx_cac
     a.act(obs["p0"], {}, context=ctx(2, (900.0, 12.0), "measured"))
     assert a.latency.estimate(0, 0)[0] == 12.0
     # the profile clock's draws are all learned, the first one too
-    b = agents.make(TWO + "?k=0&threads=1")
-    b.attach_env(env)
-    b.reset("p0", env.observation_space("p0"), env.action_space("p0"), 0)
+    b = seated(TWO + "?k=0&threads=1", seed=1)[0]
     b.act(obs["p0"], {}, context=ctx(0, (), "profile"))
     b.act(obs["p0"], {}, context=ctx(1, (900.0,), "profile"))
     assert b.latency.count(0) == 1
