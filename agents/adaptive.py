@@ -137,6 +137,7 @@ class AdaptiveAgent:
         # (candidate, Choice, clock, reward and tick at its observation) of the decision not yet charged
         self._pending: tuple | None = None
         self._warm: set = set()  # candidates whose warm-up decision (real clocks) has been charged
+        self._between_ms = 0.0
 
     @property
     def keys(self) -> list[str]:
@@ -214,38 +215,18 @@ class AdaptiveAgent:
         self._new_controller()
         self.counts = [0] * len(self.agents)
         self._last = self._pending = None
-        self._text_ms = 0.0
         self._warm: set = set()
+        self._between_ms = 0.0
         self.plan = None
 
     def latency_key(self) -> str | None:
         """The candidate that made the last decision (what the profile clock charges)."""
         return None if self._last is None else self.infos[self._last].key
 
-    def _prompt_chars(self, observation) -> int:
-        builder = self.agents[0].builder
-        if builder is None:
-            return 0
-        return len(builder.describe(observation))
-
-    def choice(self, observation, info, context: DecisionContext | None) -> Choice:
-        """What the controller is told about this decision."""
-        urgency = context.urgency if context is not None else None
-        if urgency is None and isinstance(info, dict) and isinstance(info.get("urgency"), (int, float)):
-            urgency = float(info["urgency"])
-        t = time.perf_counter()
-        bucket = prompt_bucket(self._prompt_chars(observation))
-        self._text_ms = (time.perf_counter() - t) * 1e3
-        if context is None:  # a plain act(): no clock to answer to, so any candidate is in time
-            return Choice(dt_ms=1.0, time_left_ms=1e12, urgency=urgency, bucket=bucket)
-        return Choice(dt_ms=context.dt_ms, time_left_ms=context.time_left_ms,
-                      overage_left_ms=context.overage_left_ms, recent_ms=tuple(context.recent_latencies_ms),
-                      urgency=urgency, bucket=bucket)
-
     def charged(self, latency_ms: float, reward: float | None = None, tick: int | None = None) -> None:
         """Learn what the clock charged for the last decision and, given the next observation's
         match reward and tick, what the game paid between the two observations (the outcome,
-        per tick). Called from act with the next context's values; a scheduler may call it."""
+        per tick). Called by on_charged, or from act with the next context's values."""
         if self._pending is None:
             return
         cand, choice, clock, reward_then, tick_then = self._pending
@@ -262,14 +243,37 @@ class AdaptiveAgent:
         self.controller.observe(cand, choice, float(latency_ms), outcome)
         self.latency.observe(cand, choice.bucket, float(latency_ms))
 
+    def on_charged(self, latency_ms: float) -> None:
+        """The scheduler's word, as soon as it is known, of what the last decision was charged:
+        learned between decisions, not at the start of the next one (the controller's time on
+        the decision path halves). A controller that learns from outcomes needs the next
+        observation's reward as well, so it still learns in act."""
+        if not self.controller.learns_outcomes:
+            t = time.perf_counter()
+            self.charged(latency_ms)
+            self._between_ms = (time.perf_counter() - t) * 1e3
+
     def act(self, observation, info=None, context: DecisionContext | None = None):
+        # one flat function, not one call per step: after the model's forward the caches are
+        # cold, and each extra call here costs the decision microseconds
         t0 = time.perf_counter()
-        if context is not None and context.recent_latencies_ms:
+        if self._pending is not None and context is not None and context.recent_latencies_ms:
             self.charged(context.recent_latencies_ms[-1], context.reward, context.tick)
         self._pending = None  # a decision that was never charged teaches nothing
-        choice = self.choice(observation, info, context)
+        builder = self.agents[0].builder
+        t = time.perf_counter()
+        bucket = prompt_bucket(len(builder.describe(observation))) if builder is not None else 0
+        text_ms = (time.perf_counter() - t) * 1e3
+        urgency = context.urgency if context is not None else None
+        if urgency is None and isinstance(info, dict) and isinstance(info.get("urgency"), (int, float)):
+            urgency = float(info["urgency"])
+        if context is None:  # a plain act(): no clock to answer to, so any candidate is in time
+            choice = Choice(1.0, 1e12, 0.0, urgency, bucket)
+        else:
+            choice = Choice(context.dt_ms, context.deadline_ms - context.observed_at_ms, context.overage_left_ms,
+                            urgency, bucket)
         i = self.controller.choose(choice)
-        predicted = self.controller.predicted_ms(i, choice)
+        predicted = self.controller.predicted
         t1 = time.perf_counter()
         agent = self.agents[i]
         with agent.model.using(self.plans[i]):
@@ -282,11 +286,13 @@ class AdaptiveAgent:
         self.plan = key
         timing = dict(agent.last_timing)
         # the state text is the candidate's prompt too (PromptBuilder.describe remembers it): its
-        # time is the decision's, not the controller's
-        text_ms = self._text_ms
+        # time is the decision's, not the controller's; learned_ms: on_charged's time, spent
+        # between the previous decision and this one
         timing.update(plan=key, candidate=key, controller_ms=(t1 - t0) * 1e3 - text_ms, prompt_text_ms=text_ms,
+                      learned_ms=self._between_ms,
                       predicted_ms=predicted, total_ms=timing.get("total_ms", 0.0) + (t1 - t0) * 1e3)
         self.last_timing = timing
+        self._between_ms = 0.0
         return action
 
     def __repr__(self):

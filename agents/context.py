@@ -5,6 +5,13 @@ argument ``context`` to agents whose ``act`` accepts one (``act(observation, inf
 context=None)``); agents with the plain ``act(observation, info)`` are called as before.
 Times are in milliseconds of the match's own time line: virtual under ``lockstep``,
 ``profile`` and ``measured``, real (since the first tick) under ``wall``.
+
+Such an agent may also define ``on_charged(latency_ms)``: the scheduler calls it with what
+each decision that produced an action was charged, as soon as that is known and before the
+agent's next decision starts (on the agent's own thread where it has one, queued ahead of the
+next call, whose timeout its time counts against; what it raises is ignored). The same figure
+reaches the next context's ``recent_latencies_ms``; the hook lets an agent learn from it
+between decisions instead of on the next decision's path.
 """
 from __future__ import annotations
 

@@ -91,13 +91,16 @@ class LatencyModel:
 
     def __init__(self, n: int, alpha: float = 0.2):
         self.n, self.alpha = n, alpha
-        self._stats: dict[tuple, list] = {}  # (candidate, bucket or None) -> [count, mean, var]
+        # per candidate: [over all buckets, bucket 0, ..., MAX_BUCKET], each None or [count, mean, var];
+        # lists, not a dict of tuples: this runs before every decision, where it is the overhead
+        self._rows = [[None] * (MAX_BUCKET + 2) for _ in range(n)]
 
     def observe(self, cand: int, bucket: int, ms: float) -> None:
-        for key in ((cand, bucket), (cand, None)):
-            s = self._stats.get(key)
+        row = self._rows[cand]
+        for j in (0, bucket + 1):
+            s = row[j]
             if s is None:
-                self._stats[key] = [1, ms, 0.0]
+                row[j] = [1, ms, 0.0]
                 continue
             a = max(self.alpha, 1.0 / (s[0] + 1))  # a plain mean until 1/alpha samples
             d = ms - s[1]
@@ -108,25 +111,31 @@ class LatencyModel:
     def prior(self, cand: int, ms: float) -> None:
         """Start a candidate from a known latency (one sample's weight; buckets borrow it until
         they have their own), so that the controller need not try it to know it."""
-        self._stats[(cand, None)] = [1, float(ms), 0.0]
+        self._rows[cand][0] = [1, float(ms), 0.0]
 
     def estimate(self, cand: int, bucket: int):
         """(mean ms, std ms, samples) or None where the candidate was never charged."""
-        s = self._stats.get((cand, bucket)) or self._stats.get((cand, None))
+        row = self._rows[cand]
+        s = row[bucket + 1] or row[0]
         return None if s is None else (s[1], math.sqrt(max(s[2], 0.0)), s[0])
 
+    def upper(self, cand: int, bucket: int, k: float) -> float | None:
+        """mean + k x std, or None where the candidate was never charged."""
+        row = self._rows[cand]
+        s = row[bucket + 1] or row[0]
+        return None if s is None else s[1] + k * math.sqrt(max(s[2], 0.0))
+
     def count(self, cand: int) -> int:
-        s = self._stats.get((cand, None))
+        s = self._rows[cand][0]
         return 0 if s is None else s[0]
 
 
-@dataclass
+@dataclass(slots=True)
 class Choice:
     """What a controller knows when it picks a candidate."""
     dt_ms: float
     time_left_ms: float           # to the deadline of the tick the action can still make
     overage_left_ms: float = 0.0
-    recent_ms: tuple = ()         # the last charged latencies, oldest first
     urgency: float | None = None  # the game's signal in [0, 1], None where it gives none
     bucket: int = 0               # prompt-length bucket
 
@@ -151,6 +160,8 @@ def _number(name: str, value, *, low: float = 0.0, high: float = math.inf, integ
 
 class Controller:
     name = "?"
+    predicted: float | None = None  # the latency (ms) the last choose() expected of its choice
+    learns_outcomes = False          # observe() wants the outcome (the reward paid until the next decision)
 
     def __init__(self, candidates: list[CandidateInfo], latency: LatencyModel):
         self.candidates, self.latency = candidates, latency
@@ -213,30 +224,36 @@ class DeadlineController(Controller):
         self.patience_ticks = _number("patience_ticks", patience_ticks, high=1e4)
         self._misses: list[bool] = []  # recent decisions: charged later than predicted?
 
+    def _scale(self) -> float:
+        """k, grown by the share of recent decisions charged later than predicted."""
+        misses = self._misses
+        return self.k * (1.0 + sum(misses) / len(misses)) if misses else self.k
+
     def predicted_ms(self, cand: int, c: Choice) -> float:
-        est = self.latency.estimate(cand, c.bucket)
-        if est is None:
-            return 0.0
-        mean, std, _ = est
-        late_share = sum(self._misses) / len(self._misses) if self._misses else 0.0
-        return mean + self.k * (1.0 + late_share) * std + self.margin_ms
+        upper = self.latency.upper(cand, c.bucket, self._scale())
+        return 0.0 if upper is None else upper + self.margin_ms
 
     def choose(self, c: Choice) -> int:
         allowed = self.allowed_ticks(c, self.patience_ms, self.bank_share, self.patience_ticks)
-        best, best_key = None, None
+        upper, scale, bucket, dt = self.latency.upper, self._scale(), c.bucket, c.dt_ms
+        best = best_key = best_ms = None
         for i in self.by_rank:
-            ticks = max(1, math.ceil(self.predicted_ms(i, c) / c.dt_ms - 1e-9))
+            ms = upper(i, bucket, scale)
+            ms = 0.0 if ms is None else ms + self.margin_ms
+            ticks = max(1, math.ceil(ms / dt - 1e-9))
             if ticks <= allowed:
+                self.predicted = ms
                 return i
             key = (ticks, self.candidates[i].rank)
             if best_key is None or key < best_key:
-                best, best_key = i, key
+                best, best_key, best_ms = i, key, ms
+        self.predicted = best_ms
         return best
 
     def observe(self, cand: int, c: Choice, charged_ms: float, outcome: float | None = None) -> None:
-        est = self.latency.estimate(cand, c.bucket)
-        if est is not None:
-            self._misses.append(charged_ms > est[0] + self.k * est[1] + self.margin_ms)
+        upper = self.latency.upper(cand, c.bucket, self.k)
+        if upper is not None:
+            self._misses.append(charged_ms > upper + self.margin_ms)
             del self._misses[:-8]
 
 
@@ -294,6 +311,10 @@ class BanditController(Controller):
         late = max(0, ticks - self.allowed_ticks(c, self.patience_ms, patience_ticks=self.patience_ticks))
         weight = 1.0 if c.urgency is None else 0.5 + max(0.0, min(1.0, c.urgency))
         return self.quality[cand] - self.cost * late * weight
+
+    @property
+    def learns_outcomes(self) -> bool:
+        return self.reward_weight > 0
 
     @property
     def outcomes_seen(self) -> int:

@@ -162,7 +162,7 @@ def controller_overhead(args, cands, rates) -> dict:
     env_kwargs = {"round_ticks": 150}
     per_rate = {}
     for hz in rates:
-        shares, ctl_ms, total_ms, text_ms = [], [], [], []
+        shares, ctl_ms, total_ms, text_ms, learned_ms, both = [], [], [], [], [], []
         for i in range(args.seeds):
             env = games.make("fighter", **env_kwargs)
             first, second = env.possible_agents
@@ -174,17 +174,23 @@ def controller_overhead(args, cands, rates) -> dict:
                     ctl_ms.append(d[5]["controller_ms"])
                     total_ms.append(d[5]["total_ms"])
                     text_ms.append(d[5].get("prompt_text_ms", 0.0))
+                    learned_ms.append(d[5].get("learned_ms", 0.0))
+                    both.append((d[5]["controller_ms"] + learned_ms[-1]) / d[5]["total_ms"])
         q = lambda v, p: float(np.percentile(v, p)) if v else None  # noqa: E731
         per_rate[str(hz)] = {"decisions": len(shares), "share_p50": q(shares, 50), "share_p90": q(shares, 90),
                              "controller_ms_p50": q(ctl_ms, 50), "controller_ms_p99": q(ctl_ms, 99),
-                             "decision_ms_p50": q(total_ms, 50), "prompt_text_ms_p50": q(text_ms, 50)}
+                             "decision_ms_p50": q(total_ms, 50), "prompt_text_ms_p50": q(text_ms, 50),
+                             "learned_between_ms_p50": q(learned_ms, 50), "with_learning_share_p50": q(both, 50)}
         print(f"{hz:g} Hz: {len(shares)} decisions, controller/decision p50 {q(shares, 50):.2%} "
-              f"p90 {q(shares, 90):.2%}; controller p50 {q(ctl_ms, 50):.3f} ms, decision p50 {q(total_ms, 50):.2f} ms",
+              f"p90 {q(shares, 90):.2%}; controller p50 {q(ctl_ms, 50):.3f} ms, decision p50 {q(total_ms, 50):.2f} ms; "
+              f"learning between decisions p50 {q(learned_ms, 50):.3f} ms (with it {q(both, 50):.2%})",
               flush=True)
     name = torch.cuda.get_device_name(0) if device == "cuda" else cpu_name()
     return {"what": "controller_ms / total_ms of the adaptive agent's decisions, measured clock (controller_ms: "
                     "choosing the candidate; the state text it measures is the candidate's prompt too, "
-                    "prompt_text_ms, counted in the decision)",
+                    "prompt_text_ms, counted in the decision; learned_between_ms: learning the last "
+                    "decision's charge, done by the on_charged hook between decisions, off the decision's "
+                    "path; with_learning_share: both over the decision)",
             "device": name, "candidates": cands, "env": env_kwargs, "opponent": "fighter/reactive",
             "rates": per_rate, "seeds": args.seeds,
             "command": "python bench/adaptive.py " + " ".join(sys.argv[1:])}

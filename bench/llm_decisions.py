@@ -36,6 +36,8 @@ sys.path += [os.path.dirname(_HERE), _HERE]  # last: never shadow installed pack
 import torch  # noqa: E402
 
 DEVICE = "cuda"
+PROFILE = False   # --profile: what the device runs per decision (profile_decisions)
+PROFILED: list = []
 
 
 def sync():
@@ -83,6 +85,8 @@ def time_agent(model, folder, observations, graphs: bool, **options):
             a = agents[(mod.name, who)]
             actions.append(a.act(obs, info))
             ms.append(a.last_timing["total_ms"])
+    if PROFILE and graphs and DEVICE == "cuda":
+        PROFILED.append(profile_decisions([(agents[(m.name, w)], o, i) for m, w, o, i in observations]))
     return ms, actions
 
 
@@ -111,6 +115,29 @@ def time_transformers(folder, observations, builders):
     return ms, actions
 
 
+def profile_decisions(agents_obs, n: int = 20) -> dict:
+    """What n graph-replayed decisions run on the device (torch.profiler): kernels and memory
+    copies per decision, their device time, and the largest kernels by name. The wall time less
+    the device time is the host's share (prompt, copies in, read-back)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    sync()
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for a, obs, info in agents_obs[:n]:
+            a.act(obs, info)
+        sync()
+    wall_ms = (time.perf_counter() - t0) * 1e3 / n
+    events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernels = [e for e in events if not e.name.startswith(("Memcpy", "Memset"))]
+    by_name: dict = {}
+    for e in kernels:
+        by_name[e.name[:60]] = by_name.get(e.name[:60], 0.0) + e.device_time / n
+    top = dict(sorted(((k, round(v, 1)) for k, v in by_name.items()), key=lambda kv: -kv[1])[:12])
+    return {"decisions": n, "wall_ms": wall_ms, "kernels": len(kernels) / n, "copies": (len(events) - len(kernels)) / n,
+            "device_ms": sum(e.device_time for e in events) / n / 1e3, "kernel_us_by_name": top}
+
+
 def summary(ms):
     s = sorted(ms)
     return {"p50_ms": statistics.median(s), "p90_ms": s[int(0.9 * (len(s) - 1))], "mean_ms": statistics.fmean(s), "n": len(s)}
@@ -125,12 +152,14 @@ def main() -> int:
     ap.add_argument("--per-game", type=int, default=60)
     ap.add_argument("--out", default=None)
     ap.add_argument("--device", default="cuda", help="cuda; cpu only to check this script")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile 20 graph-replayed decisions per mode: kernels, copies, device time")
     args = ap.parse_args()
     if args.export_tokenizer:
         export_tokenizer(args.export_tokenizer)
         return 0
-    global DEVICE
-    DEVICE = args.device
+    global DEVICE, PROFILE
+    DEVICE, PROFILE = args.device, args.profile
     if DEVICE == "cuda" and not torch.cuda.is_available():
         sys.exit("needs CUDA (--device cpu only checks the script, on a few states)")
     from fpx_arena.agents.llm import PromptBuilder
@@ -152,6 +181,7 @@ def main() -> int:
         model = load_model(folder, p, DEVICE)
         # eager (no graphs) on the first 40 states only: it is the slow reference
         eager_ms, eager_actions = time_agent(model, folder, observations[:40], graphs=False)
+        PROFILED.clear()
         graph_ms, graph_actions = time_agent(model, folder, observations, graphs=True)
         if base_actions is None:
             base_actions = graph_actions
@@ -164,6 +194,12 @@ def main() -> int:
         ms, _ = time_agent(model, folder, observations[:60], graphs=True, mode="free", max_tokens=8)
         free[p] = summary(ms)
         row["free_8_tokens"] = free[p]
+        if PROFILED:
+            row["device_per_decision"] = dict(zip(("constrained", "free_8_tokens"), PROFILED))
+            for mode, prof in row["device_per_decision"].items():
+                print(f"  {mode}: wall {prof['wall_ms']:.2f} ms, device {prof['device_ms']:.2f} ms, "
+                      f"{prof['kernels']:.0f} kernels, {prof['copies']:.0f} copies; "
+                      + ", ".join(f"{k} {v}" for k, v in list(prof["kernel_us_by_name"].items())[:5]), flush=True)
         rows.append(row)
         print(f"{p:<8} eager p50 {row['eager']['p50_ms']:6.2f} ms  graph p50 {row['graph']['p50_ms']:6.2f} ms  "
               f"x{row['speedup_p50']:.1f}  same action {row['graph_vs_eager_same_action']:.0%}  "

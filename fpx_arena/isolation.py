@@ -80,6 +80,12 @@ class Guard:
             if job is None:
                 return
             fn, args, kwargs = job
+            if kwargs is None:  # a notice: nobody collects its result
+                try:
+                    fn(*args)
+                except BaseException:  # noqa: BLE001 - see notify
+                    pass
+                continue
             started = time.perf_counter()
             try:
                 result = (True, fn(*args, **kwargs))
@@ -94,6 +100,12 @@ class Guard:
                 self.results.put((result, started, finished))
             except AgentTimeout:
                 self.results.put((result, started, finished))
+
+    def notify(self, fn, *args) -> None:
+        """Run fn(*args) on the thread before the next call, collecting nothing (a notice to
+        the agent, e.g. what its decision was charged). What it raises is dropped; while it
+        runs the next call waits, and its time counts against that call's timeout."""
+        self.jobs.put((fn, args, None))
 
     def submit(self, fn, *args, **kwargs) -> None:
         self.busy = True
@@ -150,9 +162,8 @@ class Guard:
     def close(self) -> None:
         """End the thread; a thread stuck in an abandoned call is remembered (is_hung)."""
         self.jobs.put(None)
-        if self.busy:
-            self.thread.join(0.05)
-            if self.thread.is_alive():
+        self.thread.join(0.05)  # an idle thread ends at once; one still in a call or notice is hung
+        if self.thread.is_alive():
                 with _hung_lock:
                     _hung[id(self.agent)] = (self.agent, self.thread)
 

@@ -392,6 +392,21 @@ class _Match:
         s.land, s.start_tick, s.key = land_tick(tick, latency, self.dt_ms), tick, tick * self.dt_ms + latency
         s.pending = (action, status)
         self.record(s, status, error, latency, timing)
+        if status == OK and s.on_charged is not None:
+            self.tell_charged(s, latency)
+
+    def tell_charged(self, s: Slot, latency: float):
+        """Tell an agent with an ``on_charged`` hook what its decision was charged, as soon as
+        it is known: on its own thread where it has one (queued before its next decision, so a
+        hook that hangs is that decision's timeout, not the match's), else here; a hook that
+        raises is ignored (the next context carries the same figure)."""
+        if s.guard is not None:
+            s.guard.notify(s.on_charged, latency)
+            return
+        try:
+            s.on_charged(latency)
+        except Exception:  # noqa: BLE001 - advisory: the agent learns it from its next context
+            pass
 
     def record(self, s: Slot, status: int, error, latency: float, timing):
         """Count a decision and trace it (virtual clocks: when it is decided, landed or not;

@@ -11,7 +11,7 @@ class Slot:
     """One agent's seat in a match: what the hot loop needs, in attributes."""
     __slots__ = ("id", "i", "agent", "act", "n", "space", "noop", "repeat", "last", "fixed_ms", "land",
                  "pending", "key", "stats", "guard", "context", "bank", "started", "start_tick",
-                 "observed", "answer")
+                 "observed", "answer", "on_charged")
 
     def __init__(self, a, i, agent, env, late):
         self.id, self.i, self.agent, self.act = a, i, agent, agent.act
@@ -26,6 +26,8 @@ class Slot:
         self.stats = AgentStats(spec=str(getattr(agent, "spec", type(agent).__name__)))
         self.guard = None
         self.context = accepts_context(agent)
+        hook = getattr(agent, "on_charged", None) if self.context else None
+        self.on_charged = hook if callable(hook) else None  # see agents/context.py
         self.bank = None
         self.started = 0.0      # wall: when the decision in flight was submitted
         self.start_tick = 0

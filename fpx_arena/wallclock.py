@@ -9,7 +9,7 @@ import time
 
 from .agents.process import AgentDied
 from .slots import check_action
-from .trace import ERROR
+from .trace import ERROR, OK
 
 
 def play_wall(m) -> None:
@@ -44,6 +44,8 @@ def play_wall(m) -> None:
                         action, status = check_action(value, s, *s.observed)
                         s.pending = (action, status)
                         s.answer = (status, None, latency, getattr(s.agent, "last_timing", None))
+                        if status == OK and s.on_charged is not None:  # now, while it waits to land
+                            m.tell_charged(s, latency)
                     else:
                         s.pending = (None, ERROR)
                         s.answer = (ERROR, f"{type(value).__name__}: {value}", latency, None)

@@ -254,10 +254,10 @@ def profile_table():
     return {k: LatencyProfile(agent=k, distribution=dict(v)) for k, v in PROFILES.items()}
 
 
-def adaptive_match(seed, record=None, controller="deadline"):
+def adaptive_match(seed, record=None, controller="deadline", agent=None):
     """arena-tiny at two precisions against a scripted fighter at 60 Hz with a small overage
     bank: the accurate candidate while the bank pays its overrun, the fast one after."""
-    a = agents.make(TWO + f"?controller={controller}&threads=1")
+    a = agent or agents.make(TWO + f"?controller={controller}&threads=1")
     env = games.make("fighter", round_ticks=240)
     result = run_match(env, {"p0": a, "p1": agents.make("fighter/weak")}, tick_hz=60, clock="profile",
                        seed=seed, latency={"p0": profile_table(), "p1": 0.0}, overage_ms={"p0": 150.0},
@@ -287,6 +287,19 @@ def test_profile_clock_choices_are_deterministic_and_switch_mid_match(isolated_f
     # a different seed draws other latencies, so other choices
     _, r3 = adaptive_match(6, controller=controller)
     assert chosen(r3) != seq
+
+
+def test_learning_between_decisions_chooses_as_learning_at_the_next_one(isolated_fpx_cache):
+    """The scheduler's on_charged hook moves the learning off the decision's path; an agent
+    it cannot reach (no hook) learns the same figures from its next context."""
+    _, hooked = adaptive_match(5)
+    a = agents.make(TWO + "?controller=deadline&threads=1")
+    a.on_charged = None
+    _, unhooked = adaptive_match(5, agent=a)
+    assert chosen(hooked) == chosen(unhooked)
+    learned = [d[5]["learned_ms"] for d in hooked.trace.decisions if d[0] == 0]
+    assert all(ms > 0 for ms in learned[1:]) and learned[0] == 0.0
+    assert all(d[5]["learned_ms"] == 0.0 for d in unhooked.trace.decisions if d[0] == 0)
 
 
 def test_replay_of_an_adaptive_match_resimulates_and_names_each_candidate(isolated_fpx_cache, tmp_path):

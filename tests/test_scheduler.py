@@ -411,6 +411,54 @@ def test_agents_that_take_a_context_get_one_and_plain_agents_do_not(clock):
         assert c.reward == pytest.approx(sum(paid[:c.tick]))
 
 
+class ChargeListener(ContextRecorder):
+    """Wants each decision's charge as soon as it is known (the on_charged hook): remembers
+    what it heard, and what it had heard when each later decision started."""
+
+    def reset(self, *args):
+        super().reset(*args)
+        self.heard, self.heard_at_act = [], []
+
+    def on_charged(self, latency_ms):
+        self.heard.append(latency_ms)
+
+    def act(self, observation, info, context=None):
+        self.heard_at_act.append(list(self.heard))
+        return super().act(observation, info, context)
+
+
+@pytest.mark.parametrize("clock,timeout", [("profile", None), ("measured", 5.0), ("wall", None)])
+def test_on_charged_hears_each_charge_before_the_next_decision(clock, timeout):
+    agent = ChargeListener()
+    r = run_match(TickEnv(n_agents=1, length=20), {"a0": agent}, clock=clock, tick_hz=50,
+                  latency={"a0": 30.0} if clock == "profile" else None, decision_timeout_s=timeout)
+    charged = r.stats["a0"].latencies_ms
+    assert len(charged) >= 5 and agent.heard[:len(charged)] == pytest.approx(charged)
+    for heard, c in zip(agent.heard_at_act[1:], agent.contexts[1:]):
+        # before a decision starts, the hook has told it everything its context reports
+        assert heard[-len(c.recent_latencies_ms):] == pytest.approx(c.recent_latencies_ms)
+
+
+def test_an_on_charged_hook_that_raises_or_hangs_is_contained():
+    class Raises(ChargeListener):
+        def on_charged(self, latency_ms):
+            raise RuntimeError("no")
+
+    r = run_match(TickEnv(n_agents=1, length=20), {"a0": Raises()}, clock="profile", latency={"a0": 5.0})
+    assert r.stats["a0"].decisions == 20 and r.stats["a0"].errors == 0
+
+    class HangsOnce(ChargeListener):
+        def on_charged(self, latency_ms):
+            if len(self.heard) == 2 and not getattr(self, "slept", False):
+                self.slept = True
+                time.sleep(0.3)  # a notice runs before the next call: that call times out
+            super().on_charged(latency_ms)
+
+    r = run_match(TickEnv(n_agents=1, length=60), {"a0": HangsOnce()}, clock="measured",
+                  decision_timeout_s=0.2)  # 100 Hz: the timeout charges 20 ticks, then it plays on
+    assert r.ticks == 60 and r.stats["a0"].timeouts == 1 and r.stats["a0"].decisions >= 30
+
+
 def test_match_spec_builds_and_plays_what_run_match_plays(tmp_path):
     from fpx_arena import MatchSpec, games
 
