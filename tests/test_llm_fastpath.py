@@ -8,7 +8,7 @@ import torch
 
 from fpx_arena.llm import load_model
 from fpx_arena.llm import fastpath
-from fpx_arena.llm.cuda_graph import GraphGenerator
+from fpx_arena.llm.cuda_graph import GraphGenerator, key_span
 from synthetic_checkpoints import build_hf_checkpoint
 
 pytest.importorskip("triton")
@@ -77,6 +77,11 @@ def test_generator_produces_the_greedy_tokens_of_eager_decoding(tiny, interpret)
     assert gen(PROMPT[4:], 6, stop_ids=[stop]) == out[:i + 1]
     assert gen.replays - before == min(6, (i // 2 + 1) * 2) < 6
     assert cache.length == start + len(PROMPT[4:]) + i
+    # a cache of 512 slots: the tail's append attends over the first 256 only (key_span)
+    big = model.new_cache(512)
+    model.prefill(PROMPT[:4], big)
+    assert key_span(big, big.length + 16) == 256 and key_span(big, 300) == 512 and key_span(cache, 200) == 128
+    assert GraphGenerator(model, big, max_new=6)(PROMPT[4:], 6) == ref
 
 
 def test_a_decode_step_launches_at_most_twelve_kernels_per_layer(tiny, interpret, monkeypatch):
@@ -151,5 +156,8 @@ def test_fused_static_append_equals_the_model_forward(tiny, precision, interpret
     with torch.inference_mode():
         ref = model.forward_tokens(tokens, slots, caches[0], slots, mask)[0]
         got = fastpath.forward_static(model, caches[1], tokens, slots, slots, mask).float()
+        # over only the first 16 slots (a key span holding every key it sees): the same logits
+        spanned = fastpath.forward_static(model, caches[1], tokens, slots, slots, mask[:, :16]).float()
     assert rel(got, ref) < 2e-2
+    assert rel(spanned, got) < 1e-3
     assert rel(caches[1].k[:, :, :, :base + W], caches[0].k[:, :, :, :base + W]) < 1e-2

@@ -154,23 +154,26 @@ def test_static_shape_scoring_equals_eager_scoring(pair):
     ours, _, ids, _ = pair
     width = 32
 
-    def padded(cache):
+    def padded(cache, span):
         def run(tokens, positions, group):
             n, pad = len(tokens), width - len(tokens)
             last = int(positions[-1])
             return static_score(ours, cache, torch.tensor([list(tokens) + [0] * pad]),
                                 torch.cat([positions, torch.arange(last + 1, last + 1 + pad)]),
-                                torch.cat([group, torch.full((pad,), -2)]), torch.tensor([cache.length]))[:n]
+                                torch.cat([group, torch.full((pad,), -2)]), torch.tensor([cache.length]),
+                                span=span)[:n]
         return run
 
     candidates = [[5, 6, 7], [9], [11, 12], [5, 13]]
-    for context in ([21, 22, 23, 24, 25], []):
+    # span 80: attention over the first 80 of the 96 slots (what key_span buckets do)
+    for context, span in (([21, 22, 23, 24, 25], None), ([], None), ([21, 22, 23, 24, 25], 80)):
         caches = [ours.new_cache(96), ours.new_cache(96)]
         for c in caches:
             ours.prefill(ids[0, :40], c)
         with torch.inference_mode():
             eager = ours.score_continuations(candidates, caches[0], context=context)
-            static = ours.score_continuations(candidates, caches[1], context=context, runner=padded(caches[1]))
+            static = ours.score_continuations(candidates, caches[1], context=context,
+                                              runner=padded(caches[1], span))
         assert torch.allclose(static, eager, atol=1e-4), (context, static, eager)
         assert caches[0].length == caches[1].length == 40 + len(context)
         n = caches[0].length

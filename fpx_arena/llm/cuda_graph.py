@@ -87,14 +87,25 @@ class GraphDecoder:
         return self.logits
 
 
+def key_span(cache: KVCache, needed: int) -> int:
+    """The cache slots a static-shape append attends over: the smallest of 256, 512, ... (the
+    capacity at most) holding ``needed``. Attention over the whole capacity would cost a short
+    prompt several times its keys; one graph per span bucket keeps the shapes static."""
+    span = 256
+    while span < needed:
+        span *= 2
+    return min(span, cache.capacity)
+
+
 def static_score(model: Transformer, cache: KVCache, tokens: torch.Tensor, positions: torch.Tensor,
-                 group: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+                 group: torch.Tensor, base: torch.Tensor, span: int | None = None) -> torch.Tensor:
     """The forward of ``score_continuations`` with static shapes: W packed tokens [1, W] (a
     prompt's tail, group -1, then candidate tokens, group = candidate; padding has group -2)
-    written at cache slots base..base+W-1, attending over the whole cache under a mask built
-    here from ``group`` and ``positions``. Returns logits [W, vocab]."""
+    written at cache slots base..base+W-1 (below ``span``, default the capacity), attending
+    over slots 0..span-1 under a mask built here from ``group`` and ``positions``. Returns
+    logits [W, vocab]."""
     width = tokens.shape[1]
-    k_slot = torch.arange(cache.capacity, device=tokens.device)
+    k_slot = torch.arange(span or cache.capacity, device=tokens.device)
     rel = k_slot - base                                    # the key's index among the W tokens
     new = (rel >= 0) & (rel < width)
     rel = rel.clamp(0, width - 1)
@@ -110,8 +121,9 @@ def static_score(model: Transformer, cache: KVCache, tokens: torch.Tensor, posit
 class GraphScorer:
     """runner(tokens, positions, group) for ``Transformer.score_continuations``: the packed
     forward of a constrained decision replayed from a CUDA graph, one graph per width bucket
-    (16, 32, ... ``max_width``), captured on first use. At batch 1 a decision of a small model is
-    a few hundred kernels whose launches cost more than their work; a replay is one launch.
+    (16, 32, ... ``max_width``) and span of keys (``key_span``), captured on first use. At
+    batch 1 a decision of a small model is a few hundred kernels whose launches cost more than
+    their work; a replay is one launch.
     Returns None (the caller runs the eager forward) when the row is wider than ``max_width``
     or would not fit the cache; if the cache is reallocated the graphs are captured again."""
 
@@ -124,13 +136,13 @@ class GraphScorer:
         self._pad_offsets = torch.arange(max_width, device=model.device)
         self.replays = self.fallbacks = 0
 
-    def _capture(self, width: int) -> tuple:
+    def _capture(self, width: int, span: int) -> tuple:
         dev = self.model.device
         buf = {"tokens": torch.zeros(1, width, dtype=torch.long, device=dev),
                "positions": torch.zeros(width, dtype=torch.long, device=dev),
                "group": torch.full((width,), -2, dtype=torch.long, device=dev),
                "base": torch.full((1,), self.cache.length, dtype=torch.long, device=dev)}
-        run = lambda: static_score(self.model, self.cache, **buf)  # noqa: E731
+        run = lambda: static_score(self.model, self.cache, span=span, **buf)  # noqa: E731
         # warm-up and capture write keys only past the cache's length, which a real call
         # overwrites before using
         graph, out = capture(run, dev, self.warmup)
@@ -147,9 +159,10 @@ class GraphScorer:
         if cache.k.data_ptr() != self._cache_ptr:  # reserve() reallocated it: the graphs point at the old one
             self.graphs.clear()
             self._cache_ptr = cache.k.data_ptr()
-        if width not in self.graphs:
-            self.graphs[width] = self._capture(width)
-        graph, buf, out = self.graphs[width]
+        key = (width, key_span(cache, cache.length + width))
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(*key)
+        graph, buf, out = self.graphs[key]
         pad = width - n
         buf["tokens"][0].copy_(torch.tensor(list(tokens) + [0] * pad))
         # padding: its own group, positions after the last real one (computed on the device:
@@ -165,14 +178,15 @@ class GraphScorer:
 
 
 def static_append(model: Transformer, cache: KVCache, tokens: torch.Tensor, n_real: torch.Tensor,
-                  base: torch.Tensor) -> torch.Tensor:
+                  base: torch.Tensor, span: int | None = None) -> torch.Tensor:
     """A prompt tail with static shapes: W tokens [1, W] of which the first ``n_real`` ([1])
-    are real, written at cache slots base.. (rope positions the same), each real token seeing
-    the cache and the real tokens before it. Returns the logits [vocab] of the last real one."""
+    are real, written at cache slots base.. (rope positions the same; below ``span``, default
+    the capacity), each real token seeing the cache and the real tokens before it. Returns the
+    logits [vocab] of the last real one."""
     width = tokens.shape[1]
     offs = torch.arange(width, device=tokens.device)
     positions = base + offs
-    k_slot = torch.arange(cache.capacity, device=tokens.device)
+    k_slot = torch.arange(span or cache.capacity, device=tokens.device)
     rel = k_slot - base
     mask = (k_slot < base)[None, :] | ((rel >= 0) & (rel < n_real))[None, :] & (rel[None, :] <= offs[:, None])
     if fastpath.usable(model, cache):
@@ -182,9 +196,9 @@ def static_append(model: Transformer, cache: KVCache, tokens: torch.Tensor, n_re
 
 class GraphGenerator:
     """Greedy free generation of a decision from CUDA graphs: the prompt tail appended by one
-    graph per width bucket (16, 32, ... ``max_width``), then each new token by a graph of one
-    decode step (the fused kernels where they run) that picks the next token on the device
-    (argmax) and feeds it to the next step. Without stop ids nothing is read back until the
+    graph per width bucket (16, 32, ... ``max_width``) and span of keys (``key_span``), then
+    each new token by a graph of one decode step (the fused kernels where they run) that
+    picks the next token on the device (argmax) and feeds it to the next step. Without stop ids nothing is read back until the
     last step: one read-back per decision. With stop ids the host reads the tokens back every
     ``stop_check`` tokens and stops there once a stop id has come (the steps within that
     chunk run anyway: without conditional graph nodes the host cannot skip them unseen), so an
@@ -213,8 +227,8 @@ class GraphGenerator:
         self.replays = 0
 
     # the two captured bodies: everything on the device, nothing read back
-    def _append(self, width: int) -> None:
-        logits = static_append(self.model, self.cache, self.tokens[width], self.n_real, self.base)
+    def _append(self, width: int, span: int) -> None:
+        logits = static_append(self.model, self.cache, self.tokens[width], self.n_real, self.base, span)
         nxt = logits.argmax().reshape(1)
         self.out[0:1].copy_(nxt)
         self.tok.copy_(nxt)
@@ -270,7 +284,8 @@ class GraphGenerator:
         self.tokens[width][0].copy_(torch.tensor(list(tail_ids) + [0] * (width - n)))
         self.n_real.fill_(n)
         self.base.fill_(cache.length)
-        self._graph(("append", width), lambda: self._append(width))()
+        span = key_span(cache, cache.length + width)
+        self._graph(("append", width, span), lambda: self._append(width, span))()
 
     @torch.inference_mode()
     def decode_steps(self, count: int) -> None:

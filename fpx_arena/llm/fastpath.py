@@ -88,19 +88,20 @@ def decode_step(model, cache, token: torch.Tensor, pos: torch.Tensor) -> torch.T
 def forward_static(model, cache, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
                    mask: torch.Tensor, out_rows=None) -> torch.Tensor:
     """A static-shape append of W tokens ([1, W]) at cache ``slots`` [W] with rope
-    ``positions`` [W], attention under ``mask`` [W, capacity] (the graphs of a prompt tail and
-    of constrained scoring): the fused norm, rope + KV write and SwiGLU kernels around the
-    projections, attention by SDPA. Returns logits [rows, vocab] (the compute dtype) of
-    ``out_rows`` (default: all)."""
+    ``positions`` [W], attention under ``mask`` [W, span] over the cache's first ``span`` slots
+    (the graphs of a prompt tail and of constrained scoring): the fused norm, rope + KV write
+    and SwiGLU kernels around the projections, attention by SDPA. Returns logits [rows, vocab]
+    (the compute dtype) of ``out_rows`` (default: all)."""
     c = model.config
     eps = c.norm_eps
-    W = tokens.shape[1]
+    W, span = tokens.shape[1], mask.shape[-1]
     x = model.embed(tokens[0])                        # [W, dim]; updated in place by add_rmsnorm
     delta = None
     for i, blk in enumerate(model.layers):
         attn, mlp = blk.attn, blk.mlp
         q, k_cache, v_cache = _attention_inputs(model, blk, cache, i, x, delta, positions, slots)
-        y = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k_cache[None], v_cache[None], attn_mask=mask,
+        y = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k_cache[None, :, :span],
+                                           v_cache[None, :, :span], attn_mask=mask,
                                            enable_gqa=c.n_heads != c.n_kv_heads)
         delta = attn.o_proj(y[0].transpose(0, 1).reshape(W, -1))
         h = fused.add_rmsnorm(x, delta, blk.mlp_norm.weight, eps)

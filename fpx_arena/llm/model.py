@@ -208,12 +208,12 @@ class Attention(nn.Module):
         k = apply_rope(k, cos, sin).transpose(1, 2)
         v = v.transpose(1, 2)
         if kv is not None and isinstance(start, torch.Tensor):
-            # static shapes (CUDA graphs): the slots are a tensor, attention spans the whole
-            # cache and the caller's mask hides the slots not yet written
+            # static shapes (CUDA graphs): the slots are a tensor, attention spans the cache's
+            # first mask.shape[-1] slots and the caller's mask hides those not yet written
             k_cache, v_cache = kv
             k_cache.index_copy_(2, start, k)
             v_cache.index_copy_(2, start, v)
-            k, v = k_cache, v_cache
+            k, v = k_cache[:, :, :mask.shape[-1]], v_cache[:, :, :mask.shape[-1]]
         elif kv is not None:  # write this step's keys/values, attend over everything so far
             k_cache, v_cache = kv
             k_cache[:B, :, start:start + T] = k
