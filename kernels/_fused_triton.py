@@ -133,14 +133,11 @@ def rope_kv_kernel(qkv_ptr, q_out_ptr, k_cache_ptr, v_cache_ptr, pos_ptr, slot_p
 
 
 @triton.jit
-def attn_partial_kernel(q_ptr, k_ptr, v_ptr, len_ptr, m_ptr, l_ptr, acc_ptr, lock_ptr, out_ptr, scale,
-                        cache_head_stride, NSPLIT, G: tl.constexpr, GP: tl.constexpr, HD: tl.constexpr,
-                        CHUNK: tl.constexpr):
+def attn_partial_kernel(q_ptr, k_ptr, v_ptr, len_ptr, m_ptr, l_ptr, acc_ptr, scale, cache_head_stride,
+                        NSPLIT, G: tl.constexpr, GP: tl.constexpr, HD: tl.constexpr, CHUNK: tl.constexpr):
     """Program (kv head, chunk of the sequence): the G query heads of this kv head (padded to
     GP >= 16 rows for the tensor cores) against cache slots [chunk * CHUNK, +CHUNK) below the
-    valid length: row max, sum of exponentials and weighted values of the chunk. The kv head's
-    last program to finish combines the chunks into the G output rows (one launch, not two:
-    at batch 1 a launch costs more than the combining; the counter is reset by that program)."""
+    valid length: row max, sum of exponentials and weighted values of the chunk."""
     kh = tl.program_id(0)
     sp = tl.program_id(1)
     length = tl.load(len_ptr)
@@ -148,8 +145,7 @@ def attn_partial_kernel(q_ptr, k_ptr, v_ptr, len_ptr, m_ptr, l_ptr, acc_ptr, loc
     d = tl.arange(0, HD)
     offs = sp * CHUNK + tl.arange(0, CHUNK)
     valid = offs < length
-    first = kh * NSPLIT * GP
-    part = first + sp * GP + g
+    part = (kh * NSPLIT + sp) * GP + g
     if sp * CHUNK >= length:   # past the valid slots: an empty partial
         tl.store(m_ptr + part, tl.full([GP], float("-inf"), tl.float32))
         tl.store(l_ptr + part, tl.full([GP], 0.0, tl.float32))
@@ -168,24 +164,27 @@ def attn_partial_kernel(q_ptr, k_ptr, v_ptr, len_ptr, m_ptr, l_ptr, acc_ptr, loc
         tl.store(m_ptr + part, m)
         tl.store(l_ptr + part, l_sum)
         tl.store(acc_ptr + part[:, None] * HD + d[None, :], acc)
-    tl.debug_barrier()
-    arrived = tl.atomic_add(lock_ptr + kh, 1, sem="acq_rel", scope="gpu")
-    if arrived == NSPLIT - 1:
-        mx = tl.full([GP], float("-inf"), tl.float32)
-        for i in range(NSPLIT):
-            mx = tl.maximum(mx, tl.load(m_ptr + first + i * GP + g, cache_modifier=".cg"))
-        total = tl.full([GP], 0.0, tl.float32)
-        out = tl.full([GP, HD], 0.0, tl.float32)
-        for i in range(NSPLIT):
-            rows = first + i * GP + g
-            mi = tl.load(m_ptr + rows, cache_modifier=".cg")
-            w = tl.where(mi == float("-inf"), 0.0, tl.exp(mi - mx))
-            total += w * tl.load(l_ptr + rows, cache_modifier=".cg")
-            out += w[:, None] * tl.load(acc_ptr + rows[:, None] * HD + d[None, :], cache_modifier=".cg")
-        out = out / total[:, None]
-        tl.store(out_ptr + (kh * G + g)[:, None] * HD + d[None, :], _cast(out, out_ptr.dtype.element_ty),
-                 mask=(g < G)[:, None])
-        tl.atomic_xchg(lock_ptr + kh, 0, sem="relaxed", scope="gpu")
+
+
+@triton.jit
+def attn_combine_kernel(m_ptr, l_ptr, acc_ptr, out_ptr, NSPLIT, G: tl.constexpr, GP: tl.constexpr,
+                        HD: tl.constexpr, SP: tl.constexpr):
+    """Program (query head): the softmax-weighted sum of its chunks' partial results."""
+    h = tl.program_id(0)
+    kh = h // G
+    g = h % G
+    sp = tl.arange(0, SP)
+    d = tl.arange(0, HD)
+    ok = sp < NSPLIT
+    part = (kh * NSPLIT + sp) * GP + g
+    m = tl.load(m_ptr + part, mask=ok, other=float("-inf"))
+    l_sum = tl.load(l_ptr + part, mask=ok, other=0.0)
+    mx = _rmax(m, 0)
+    w = tl.where(m == float("-inf"), 0.0, tl.exp(m - mx))
+    total = _sum(w * l_sum, 0)
+    acc = tl.load(acc_ptr + part[:, None] * HD + d[None, :], mask=ok[:, None], other=0.0)
+    out = _sum(w[:, None] * acc, 0) / total
+    tl.store(out_ptr + h * HD + d, _cast(out, out_ptr.dtype.element_ty))
 
 
 @triton.jit

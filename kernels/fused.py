@@ -1,6 +1,6 @@
 """Fused kernels of a decode step, with torch references: residual add + RMSNorm, rope + KV
 write (with Qwen3's per-head q/k norm), one-query attention over the cache split along the
-sequence (one launch: the chunks, combined by each kv head's last chunk to finish), SwiGLU.
+sequence (two launches: chunks, then their softmax combine), SwiGLU.
 
 Each op takes ``backend``: "triton" (CUDA tensors, or CPU tensors under the Triton
 interpreter) or "torch"; None picks Triton on CUDA and under ``TRITON_INTERPRET=1``, torch
@@ -18,7 +18,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from .ops import kernel_module, workspace
+from .ops import kernel_module
 
 ATTN_CHUNK = 64        # cache slots per attention program
 
@@ -109,8 +109,7 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
                      scale: float | None = None, backend: str | None = None) -> torch.Tensor:
     """One query per head, q [H, hd], over cache slots 0..length-1 of k/v_cache [Hkv, capacity,
     hd] (``length`` a one-element device tensor): out [H * hd] in q's dtype. Query head h reads
-    kv head h // (H / Hkv). Split along the sequence into chunks of ATTN_CHUNK slots, combined
-    by each kv head's last chunk to finish (one launch)."""
+    kv head h // (H / Hkv). Split along the sequence into chunks of ATTN_CHUNK slots."""
     H, hd = q.shape
     hkv, cap, _ = k_cache.shape
     g = H // hkv
@@ -129,10 +128,10 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     acc = torch.empty(hkv * nsplit * gp, hd, dtype=torch.float32, device=dev)
     out = torch.empty(H * hd, dtype=q.dtype, device=dev)
     mod = _kernels(not q.is_cuda)
-    lock = workspace(dev, "attention", hkv, torch.int32)
-    mod.attn_partial_kernel[(hkv, nsplit)](q, k_cache, v_cache, length, m, l_sum, acc, lock, out, scale,
-                                           k_cache.stride(0), nsplit, G=g, GP=gp, HD=hd, CHUNK=ATTN_CHUNK,
-                                           num_warps=4)
+    mod.attn_partial_kernel[(hkv, nsplit)](q, k_cache, v_cache, length, m, l_sum, acc, scale, k_cache.stride(0),
+                                           nsplit, G=g, GP=gp, HD=hd, CHUNK=ATTN_CHUNK, num_warps=4)
+    mod.attn_combine_kernel[(H,)](m, l_sum, acc, out, nsplit, G=g, GP=gp, HD=hd, SP=max(2, _pow2(nsplit)),
+                                  num_warps=4)
     return out
 
 

@@ -306,17 +306,9 @@ def chosen_config(key: str):
 _work: dict = {}
 
 
-_retired: list = []  # outgrown workspaces: CUDA graphs captured with them still write there
-
-
-def workspace(device, name: str, numel: int, dtype) -> torch.Tensor:
-    """A zeroed scratch buffer of at least ``numel``, shared by the launches of one device (split-K
-    partials, arrival counters that the last program resets). One that is outgrown is kept
-    alive, never freed: a graph captured earlier still holds its address."""
+def _workspace(device, name: str, numel: int, dtype) -> torch.Tensor:
     buf = _work.get((device, name))
     if buf is None or buf.numel() < numel:
-        if buf is not None:
-            _retired.append(buf)
         buf = torch.zeros(max(numel, 1024), dtype=dtype, device=device)
         _work[(device, name)] = buf
     return buf
@@ -329,8 +321,8 @@ def _launch_wq(mod, x2, qw: QuantizedWeight, bias, y, cfg: WQConfig, use_asm: bo
     n = qw.shape[0]
     grid = (-(-n // cfg.BN), -(-m // cfg.BM), cfg.SPLIT_K)
     if cfg.SPLIT_K > 1:
-        part = workspace(x2.device, "part", cfg.SPLIT_K * m * n, torch.float32)
-        lock = workspace(x2.device, "lock", grid[0] * grid[1], torch.int32)
+        part = _workspace(x2.device, "part", cfg.SPLIT_K * m * n, torch.float32)
+        lock = _workspace(x2.device, "lock", grid[0] * grid[1], torch.int32)
     else:
         part = lock = y
     if qw.fmt == "fp8":
@@ -357,8 +349,8 @@ def _launch_gemv(mod, x2, qw: QuantizedWeight, bias, y, cfg: GemvConfig, use_asm
     n = qw.shape[0]
     grid = (-(-n // cfg.BN), m, cfg.SPLIT_K)
     if cfg.SPLIT_K > 1:
-        part = workspace(x2.device, "part", cfg.SPLIT_K * m * n, torch.float32)
-        lock = workspace(x2.device, "lock", grid[0] * grid[1], torch.int32)
+        part = _workspace(x2.device, "part", cfg.SPLIT_K * m * n, torch.float32)
+        lock = _workspace(x2.device, "lock", grid[0] * grid[1], torch.int32)
     else:
         part = lock = y
     codes = qw.codes.view(torch.int32)
@@ -427,9 +419,9 @@ def _launch_w8a8_fused(mod, x2, qw, bias, y, cfg: W8A8Config) -> None:
     # all programs must be resident at once (grid barrier): at most one per SM; the
     # interpreter runs programs in turn, so it gets exactly one
     progs = 1 if not x2.is_cuda else min(tiles, torch.cuda.get_device_properties(x2.device).multi_processor_count)
-    xq = workspace(x2.device, "xq8", m * k, torch.uint8)[:m * k].view(torch.float8_e4m3fn)
-    xs = workspace(x2.device, "xs8", m, torch.float32)
-    bar = workspace(x2.device, "bar", 3, torch.int32)
+    xq = _workspace(x2.device, "xq8", m * k, torch.uint8)[:m * k].view(torch.float8_e4m3fn)
+    xs = _workspace(x2.device, "xs8", m, torch.float32)
+    bar = _workspace(x2.device, "bar", 3, torch.int32)
     qb = min(4096, max(16, 1 << (k - 1).bit_length()))
     mod.w8a8_fused_kernel[(progs,)](
         x2, xq, xs, qw.codes.view(torch.float8_e4m3fn), qw.scales, y,

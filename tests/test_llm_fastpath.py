@@ -84,9 +84,9 @@ def test_generator_produces_the_greedy_tokens_of_eager_decoding(tiny, interpret)
     assert GraphGenerator(model, big, max_new=6)(PROMPT[4:], 6) == ref
 
 
-def test_a_decode_step_launches_at_most_eleven_kernels_per_layer(tiny, interpret, monkeypatch):
+def test_a_decode_step_launches_at_most_twelve_kernels_per_layer(tiny, interpret, monkeypatch):
     """Every device operation of one fused step counted: aten ops that compute (views and
-    allocations launch nothing) and the Triton launches of kernels/fused.py (attention is one)."""
+    allocations launch nothing) and the Triton launches of kernels/fused.py (attention is two)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from fpx_arena.kernels import fused
@@ -102,7 +102,7 @@ def test_a_decode_step_launches_at_most_eleven_kernels_per_layer(tiny, interpret
                 counts["aten"] += 1
             return func(*args, **(kwargs or {}))
 
-    for fn, launches in (("add_rmsnorm", 1), ("rope_kv_write", 1), ("silu_mul", 1), ("decode_attention", 1)):
+    for fn, launches in (("add_rmsnorm", 1), ("rope_kv_write", 1), ("silu_mul", 1), ("decode_attention", 2)):
         orig = getattr(fused, fn)
 
         def wrapped(*a, _orig=orig, _n=launches, **k):
@@ -134,9 +134,9 @@ def test_a_decode_step_launches_at_most_eleven_kernels_per_layer(tiny, interpret
         with torch.inference_mode(), Count():
             fastpath.decode_step(model, cache, tok, pos)
         # per layer: 2 norms, 4 projections (each one op: a GEMM, or the qlinear op), rope + KV
-        # write, attention, SwiGLU; outside them: embedding, length, final norm, lm_head. An fpx
-        # plan whose q/k/v (or gate/up) differ in format runs them as separate products: up to 11
-        per_layer = 11 if precision.startswith("fpx") else 9
+        # write, attention (2); outside them: embedding, length, final norm, lm_head. An fpx plan
+        # whose q/k/v (or gate/up) differ in format runs them as separate products: up to 12
+        per_layer = 12 if precision.startswith("fpx") else 10
         assert counts["aten"] + counts["triton"] <= per_layer * model.config.n_layers + 4, (precision, counts)
 
 
