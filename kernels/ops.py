@@ -306,9 +306,17 @@ def chosen_config(key: str):
 _work: dict = {}
 
 
+_retired: list = []  # outgrown workspaces: CUDA graphs captured with them still write there
+
+
 def _workspace(device, name: str, numel: int, dtype) -> torch.Tensor:
+    """A zeroed scratch buffer of at least ``numel`` shared by a device's launches (split-K
+    partials; arrival counters that the last program resets). One that is outgrown is kept
+    alive, never freed: a graph captured earlier still holds its address."""
     buf = _work.get((device, name))
     if buf is None or buf.numel() < numel:
+        if buf is not None:
+            _retired.append(buf)
         buf = torch.zeros(max(numel, 1024), dtype=dtype, device=device)
         _work[(device, name)] = buf
     return buf

@@ -58,7 +58,7 @@ def test_graph_scorer_equals_eager_scoring():
         assert rel_err(got, want) < 1e-4, (step, got, want)
         assert graph_cache.length == eager_cache.length == 60 + tail_len
     assert scorer.replays >= 6 and scorer.fallbacks >= 1          # 90 and 150 tokens: too wide
-    assert sorted(scorer.graphs) == [16, 32, 64]
+    assert sorted(scorer.graphs) == [(16, 256), (32, 256), (64, 256)]  # (width, key span)
     # a prompt longer than the cache: reserve() reallocates, the graphs are captured again
     long_tail = torch.randint(0, 1000, (230,), generator=g).tolist()
     with torch.inference_mode():
