@@ -85,7 +85,6 @@ def test_gemv_rejects_nothing_silently():
 def test_an_outgrown_workspace_stays_alive_for_the_graphs_captured_with_it():
     """A split-K launch captured in a CUDA graph keeps writing its partials where the workspace
     was at capture: growing it for a larger launch must not free the old one."""
-
     small = ops._workspace("cpu", "test-grow", 10, torch.float32)
     big = ops._workspace("cpu", "test-grow", 5000, torch.float32)
     assert big is not small and big.numel() >= 5000 and any(t is small for t in ops._retired)
