@@ -245,9 +245,8 @@ class AdaptiveAgent:
 
     def on_charged(self, latency_ms: float) -> None:
         """The scheduler's word, as soon as it is known, of what the last decision was charged:
-        learned between decisions, not at the start of the next one (the controller's time on
-        the decision path halves). A controller that learns from outcomes needs the next
-        observation's reward as well, so it still learns in act."""
+        learned between decisions, off the next decision's path. A controller that learns from
+        outcomes needs the next observation's reward as well, so it still learns in act."""
         if not self.controller.learns_outcomes:
             t = time.perf_counter()
             self.charged(latency_ms)

@@ -160,12 +160,12 @@ class Guard:
         return ok, value, finished - started
 
     def close(self) -> None:
-        """End the thread; a thread stuck in an abandoned call is remembered (is_hung)."""
+        """End the thread; a thread stuck in a call or a notice is remembered (is_hung)."""
         self.jobs.put(None)
-        self.thread.join(0.05)  # an idle thread ends at once; one still in a call or notice is hung
+        self.thread.join(0.05)  # an idle thread ends at once
         if self.thread.is_alive():
-                with _hung_lock:
-                    _hung[id(self.agent)] = (self.agent, self.thread)
+            with _hung_lock:
+                _hung[id(self.agent)] = (self.agent, self.thread)
 
 
 __all__ = ["Guard", "AgentTimeout", "AgentDied", "trusted", "is_hung", "hung_count", "TRUSTED_MODULES"]

@@ -304,8 +304,6 @@ def chosen_config(key: str):
 # ----------------------------------------------------------------------------- workspaces
 
 _work: dict = {}
-
-
 _retired: list = []  # outgrown workspaces: CUDA graphs captured with them still write there
 
 

@@ -198,12 +198,12 @@ class GraphGenerator:
     """Greedy free generation of a decision from CUDA graphs: the prompt tail appended by one
     graph per width bucket (16, 32, ... ``max_width``) and span of keys (``key_span``), then
     each new token by a graph of one decode step (the fused kernels where they run) that
-    picks the next token on the device (argmax) and feeds it to the next step. Without stop ids nothing is read back until the
-    last step: one read-back per decision. With stop ids the host reads the tokens back every
-    ``stop_check`` tokens and stops there once a stop id has come (the steps within that
-    chunk run anyway: without conditional graph nodes the host cannot skip them unseen), so an
-    answer of a few tokens does not pay for ``max_new``; the tokens after the stop id are
-    dropped.
+    picks the next token on the device (argmax) and feeds it to the next step. Without stop
+    ids nothing is read back until the last step: one read-back per decision. With stop ids
+    the host reads the tokens back every ``stop_check`` tokens and stops there once a stop id
+    has come (the steps within that chunk run anyway: without conditional graph nodes the
+    host cannot skip them unseen), so an answer of a few tokens does not pay for ``max_new``;
+    the tokens after the stop id are dropped.
 
     On a CPU the same buffers and functions run eagerly (that is how tests check the logic).
     ``__call__(tail_ids, max_new, stop_ids)`` returns the generated ids (the stop id included
