@@ -117,8 +117,9 @@ def time_transformers(folder, observations, builders):
 
 def profile_decisions(agents_obs, n: int = 20) -> dict:
     """What n graph-replayed decisions run on the device (torch.profiler): kernels and memory
-    copies per decision, their device time, and the largest kernels by name. The wall time less
-    the device time is the host's share (prompt, copies in, read-back)."""
+    copies per decision, their device time, and the largest kernels by name. ``wall_ms`` is
+    taken under the profiler, which slows the host several times: the timed p50 without it,
+    less ``device_ms``, bounds the host's share (prompt, copies in, read-back, gaps)."""
     from torch.profiler import ProfilerActivity, profile
 
     sync()
