@@ -269,8 +269,7 @@ class AdaptiveAgent:
         if context is None:  # a plain act(): no clock to answer to, so any candidate is in time
             choice = Choice(1.0, 1e12, 0.0, urgency, bucket)
         else:
-            choice = Choice(context.dt_ms, context.deadline_ms - context.observed_at_ms, context.overage_left_ms,
-                            urgency, bucket)
+            choice = Choice(context.dt_ms, context.time_left_ms, context.overage_left_ms, urgency, bucket)
         i = self.controller.choose(choice)
         predicted = self.controller.predicted
         t1 = time.perf_counter()

@@ -266,9 +266,9 @@ class BanditController(Controller):
     lateness up with urgency (1 where there is no signal). The arm is mean utility +
     ``explore`` x sqrt(ln N / n); untried arms first, most accurate first; ties to the more
     accurate. Utilities are averaged with weight ``alpha`` on the newest (0: plain mean), so
-    it follows a latency that drifts. With ``reward_weight`` w > 0 the bandit also learns from outcomes: w x the reward
-    the game paid per tick until the next decision, standardized by the mean and spread of
-    that outcome over the match so far, is added to the utility."""
+    it follows a latency that drifts. With ``reward_weight`` w > 0 the bandit also learns from
+    outcomes: w x the reward the game paid per tick until the next decision, standardized by
+    the mean and spread of that outcome over the match so far, is added to the utility."""
     name = "bandit"
 
     def __init__(self, candidates, latency, explore: float = 0.3, cost: float = 0.5, spread: float = 0.5,

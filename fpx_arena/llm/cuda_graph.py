@@ -87,14 +87,20 @@ class GraphDecoder:
         return self.logits
 
 
+def bucket(n: int, smallest: int = 16) -> int:
+    """The smallest of smallest, 2 x smallest, 4 x smallest, ... holding n: the static sizes
+    graphs are captured for (token widths, key spans)."""
+    size = smallest
+    while size < n:
+        size *= 2
+    return size
+
+
 def key_span(cache: KVCache, needed: int) -> int:
     """The cache slots a static-shape append attends over: the smallest of 256, 512, ... (the
     capacity at most) holding ``needed``. Attention over the whole capacity would cost a short
     prompt several times its keys; one graph per span bucket keeps the shapes static."""
-    span = 256
-    while span < needed:
-        span *= 2
-    return min(span, cache.capacity)
+    return min(bucket(needed, 256), cache.capacity)
 
 
 def static_score(model: Transformer, cache: KVCache, tokens: torch.Tensor, positions: torch.Tensor,
@@ -150,9 +156,7 @@ class GraphScorer:
 
     def __call__(self, tokens: list[int], positions: torch.Tensor, group: torch.Tensor):
         n, cache = len(tokens), self.cache
-        width = 16
-        while width < n:
-            width *= 2
+        width = bucket(n)
         if width > self.max_width or cache.length + width > cache.capacity:
             self.fallbacks += 1
             return None
@@ -255,15 +259,8 @@ class GraphGenerator:
         return self.graphs[key].replay
 
     def fits(self, n_tail: int, max_new: int) -> bool:
-        return self._width(n_tail) <= self.max_width and max_new <= self.max_new and \
-            self.cache.length + max(self._width(n_tail), n_tail + max_new) <= self.cache.capacity
-
-    @staticmethod
-    def _width(n: int) -> int:
-        w = 16
-        while w < n:
-            w *= 2
-        return w
+        return bucket(n_tail) <= self.max_width and max_new <= self.max_new and \
+            self.cache.length + max(bucket(n_tail), n_tail + max_new) <= self.cache.capacity
 
     @torch.inference_mode()
     def append(self, tail_ids: list[int], max_new: int = 1) -> None:
@@ -278,7 +275,7 @@ class GraphGenerator:
         if cache.k.data_ptr() != self._cache_ptr:  # reserve() reallocated the cache
             self.graphs.clear()
             self._cache_ptr = cache.k.data_ptr()
-        width = self._width(n)
+        width = bucket(n)
         if width not in self.tokens:
             self.tokens[width] = torch.zeros(1, width, dtype=torch.long, device=self.model.device)
         self.tokens[width][0].copy_(torch.tensor(list(tail_ids) + [0] * (width - n)))
